@@ -1,0 +1,323 @@
+/*
+ * Flag parsing from the declarative tables.  getopt_long is given the
+ * union of every table so that a flag of another mode gets a precise
+ * error ("does not apply to mode X") rather than "unrecognized option".
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsd.h"
+#include "flags.h"
+#include "log.h"
+#include "maelstrom.h"
+#include "xmalloc.h"
+
+struct flag_group {
+	const char		*title;
+	const struct flag	*flags;
+};
+
+/* The groups of flags a mode accepts, in --help order. */
+static size_t
+flags_groups(const struct mode *m, struct flag_group *g)
+{
+	size_t	n = 0;
+
+	if (m->kind & MODE_MAELSTROM) {
+		g[n].title = "Maelstrom node";
+		g[n++].flags = mael_flags;
+	}
+	if (m->flags != NULL) {
+		g[n].title = m->name;
+		g[n++].flags = m->flags;
+	}
+	return n;
+}
+
+static const struct flag *
+flags_lookup(const struct mode *m, const char *name)
+{
+	struct flag_group	 g[2];
+	const struct flag	*f;
+	size_t			 i, n;
+
+	n = flags_groups(m, g);
+	for (i = 0; i < n; i++) {
+		for (f = g[i].flags; f->name != NULL; f++) {
+			if (strcmp(f->name, name) == 0)
+				return f;
+		}
+	}
+	return NULL;
+}
+
+/* Convert one value; on error print why and return -1. */
+static int
+flags_convert(struct flag_value *v, const char *str)
+{
+	const struct flag	*f = v->flag;
+	char			*end;
+	long long		 n;
+
+	v->str = str;
+	if (f->type != FLAG_INT)
+		return 0;
+	errno = 0;
+	n = strtoll(str, &end, 10);
+	if (str[0] == '\0' || *end != '\0' || errno == ERANGE) {
+		fprintf(stderr, "dsd: --%s: '%s' is not an integer\n", f->name,
+		    str);
+		return -1;
+	}
+	if (n < f->min || n > f->max) {
+		fprintf(stderr, "dsd: --%s: %lld is out of range %lld to %lld\n",
+		    f->name, n, f->min, f->max);
+		return -1;
+	}
+	v->num = n;
+	return 0;
+}
+
+static void
+flags_print_table(FILE *fp, const struct flag *f)
+{
+	char	*lhs;
+
+	for (; f->name != NULL; f++) {
+		xasprintf(&lhs, "--%s=%s", f->name, f->arg);
+		fprintf(fp, "  %-26s %s", lhs, f->help);
+		if (f->def != NULL)
+			fprintf(fp, " (default %s)", f->def);
+		fputc('\n', fp);
+		free(lhs);
+	}
+}
+
+void
+flags_usage(FILE *fp)
+{
+	const struct mode *const	*m;
+
+	fprintf(fp,
+	    "usage: dsd --mode=NAME [-v] [flags]\n"
+	    "       dsd --help | --version\n"
+	    "\n"
+	    "modes:\n");
+	for (m = modes; *m != NULL; m++)
+		fprintf(fp, "  %-26s %s\n", (*m)->name, (*m)->summary);
+	fprintf(fp,
+	    "\n"
+	    "flags of every mode:\n"
+	    "  %-26s %s\n  %-26s %s\n  %-26s %s\n  %-26s %s\n",
+	    "-m, --mode=NAME", "the mode to run (required)",
+	    "-v, --verbose", "log more to stderr; repeat for debug",
+	    "-h, --help", "print this help and exit",
+	    "-V, --version", "print the version and exit");
+	fprintf(fp, "\nflags of every Maelstrom node mode:\n");
+	flags_print_table(fp, mael_flags);
+	for (m = modes; *m != NULL; m++) {
+		if ((*m)->flags == NULL || (*m)->flags[0].name == NULL)
+			continue;
+		fprintf(fp, "\nflags of mode %s:\n", (*m)->name);
+		flags_print_table(fp, (*m)->flags);
+	}
+	fprintf(fp, "\nSee dsd(8).\n");
+}
+
+/* Append the flags of table t to the getopt array, skipping duplicates. */
+static void
+flags_add_longopts(struct option **lo, size_t *n, size_t *cap,
+    const struct flag *t)
+{
+	size_t	i;
+
+	for (; t != NULL && t->name != NULL; t++) {
+		for (i = 0; i < *n; i++) {
+			if (strcmp((*lo)[i].name, t->name) == 0)
+				break;
+		}
+		if (i < *n)
+			continue;
+		if (*n + 1 >= *cap) {
+			*cap *= 2;
+			*lo = xreallocarray(*lo, *cap, sizeof **lo);
+		}
+		(*lo)[*n].name = t->name;
+		(*lo)[*n].has_arg = required_argument;
+		(*lo)[*n].flag = NULL;
+		(*lo)[*n].val = 256 + (int)*n;
+		(*n)++;
+	}
+}
+
+int
+flags_parse(struct dsd *d, int argc, char **argv)
+{
+	static const struct option	 fixed[] = {
+		{ "mode",	required_argument,	NULL, 'm' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ "version",	no_argument,		NULL, 'V' },
+		{ "verbose",	no_argument,		NULL, 'v' },
+	};
+	const struct mode *const	*mp;
+	const struct mode		*m;
+	struct option			*lo;
+	struct flag_group		 g[2];
+	const struct flag		*f;
+	struct {
+		const char	*name;
+		const char	*val;
+	}				*given;
+	size_t				 nlo, cap, ngiven = 0, i, j, ng;
+	const char			*modename = NULL;
+	int				 ch, help = 0, version = 0, rv = 2;
+
+	cap = 16;
+	lo = xcalloc(cap, sizeof *lo);
+	memcpy(lo, fixed, sizeof fixed);
+	nlo = sizeof fixed / sizeof fixed[0];
+	flags_add_longopts(&lo, &nlo, &cap, mael_flags);
+	for (mp = modes; *mp != NULL; mp++)
+		flags_add_longopts(&lo, &nlo, &cap, (*mp)->flags);
+	memset(&lo[nlo], 0, sizeof lo[nlo]);
+	given = xcalloc((size_t)argc + 1, sizeof *given);
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "+hm:vV", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'h':
+			help = 1;
+			break;
+		case 'm':
+			modename = optarg;
+			break;
+		case 'v':
+			d->verbose++;
+			break;
+		case 'V':
+			version = 1;
+			break;
+		default:
+			if (ch < 256) {
+				fprintf(stderr, "dsd: see dsd --help\n");
+				goto out;
+			}
+			given[ngiven].name = lo[ch - 256].name;
+			given[ngiven++].val = optarg;
+			break;
+		}
+	}
+	if (help) {
+		flags_usage(stdout);
+		rv = 1;
+		goto out;
+	}
+	if (version) {
+		printf("dsd %s\n", PACKAGE_VERSION);
+		rv = 1;
+		goto out;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "dsd: unexpected argument '%s'; see dsd --help\n",
+		    argv[optind]);
+		goto out;
+	}
+	if (modename == NULL) {
+		fprintf(stderr, "dsd: no mode given: use --mode=NAME; "
+		    "see dsd --help\n");
+		goto out;
+	}
+	if ((m = mode_find(modename)) == NULL) {
+		fprintf(stderr, "dsd: unknown mode '%s'; modes are:", modename);
+		for (mp = modes; *mp != NULL; mp++)
+			fprintf(stderr, " %s", (*mp)->name);
+		fputc('\n', stderr);
+		goto out;
+	}
+	d->mode = m;
+
+	ng = flags_groups(m, g);
+	for (i = 0; i < ng; i++) {
+		for (f = g[i].flags; f->name != NULL; f++)
+			d->nvalues++;
+	}
+	d->values = d->nvalues == 0 ? NULL :
+	    xcalloc(d->nvalues, sizeof *d->values);
+	j = 0;
+	for (i = 0; i < ng; i++) {
+		for (f = g[i].flags; f->name != NULL; f++) {
+			d->values[j].flag = f;
+			if (f->def != NULL && flags_convert(&d->values[j],
+			    f->def) == -1)
+				fatalx("default of --%s is invalid", f->name);
+			j++;
+		}
+	}
+	for (i = 0; i < ngiven; i++) {
+		if (flags_lookup(m, given[i].name) == NULL) {
+			fprintf(stderr, "dsd: --%s does not apply to mode %s; "
+			    "see dsd --help\n", given[i].name, m->name);
+			goto out;
+		}
+		for (j = 0; j < d->nvalues; j++) {
+			if (strcmp(d->values[j].flag->name, given[i].name) != 0)
+				continue;
+			if (flags_convert(&d->values[j], given[i].val) == -1)
+				goto out;
+			d->values[j].given = 1;
+		}
+	}
+	rv = 0;
+out:
+	free(given);
+	free(lo);
+	return rv;
+}
+
+void
+flags_free(struct dsd *d)
+{
+	free(d->values);
+	d->values = NULL;
+	d->nvalues = 0;
+}
+
+static const struct flag_value *
+flags_value(const struct dsd *d, const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < d->nvalues; i++) {
+		if (strcmp(d->values[i].flag->name, name) == 0)
+			return &d->values[i];
+	}
+	fatalx("flag --%s is not declared for mode %s", name, d->mode->name);
+}
+
+long long
+flags_int(const struct dsd *d, const char *name)
+{
+	const struct flag_value	*v = flags_value(d, name);
+
+	if (v->flag->type != FLAG_INT)
+		fatalx("flag --%s is not an integer", name);
+	return v->num;
+}
+
+const char *
+flags_str(const struct dsd *d, const char *name)
+{
+	return flags_value(d, name)->str;
+}
+
+int
+flags_given(const struct dsd *d, const char *name)
+{
+	return flags_value(d, name)->given;
+}

@@ -1,0 +1,30 @@
+/*
+ * The table of modes.  Adding a mode is adding its file to modes/ and one
+ * line here; --help, --mode and flag parsing all follow from this table.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "dsd.h"
+
+extern const struct mode mode_echo;
+extern const struct mode mode_unique_ids;
+
+const struct mode *const modes[] = {
+	&mode_echo,
+	&mode_unique_ids,
+	NULL
+};
+
+const struct mode *
+mode_find(const char *name)
+{
+	const struct mode *const	*m;
+
+	for (m = modes; *m != NULL; m++) {
+		if (strcmp((*m)->name, name) == 0)
+			return *m;
+	}
+	return NULL;
+}

@@ -1,0 +1,672 @@
+/* Unit tests of the Maelstrom runtime: framing, envelopes, init, dispatch,
+ * RPC matching and timeouts, the reply deadline, error bodies. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "maelstrom.h"
+
+/* Framing. */
+
+static void
+test_lines_split_reads(void **unused)
+{
+	struct mael_lines	*l = mael_lines_new(1 << 20);
+	char			*s;
+	size_t			 len;
+
+	/* A line split across reads comes out whole, once. */
+	mael_lines_feed(l, "{\"a\":", 5);
+	assert_null(mael_lines_next(l, &len, 0));
+	mael_lines_feed(l, "1}\n{\"b\"", 7);
+	s = mael_lines_next(l, &len, 0);
+	assert_non_null(s);
+	assert_string_equal(s, "{\"a\":1}");
+	assert_int_equal(len, 7);
+	free(s);
+	assert_null(mael_lines_next(l, &len, 0));
+	mael_lines_feed(l, ":2}\n\n", 5);
+	s = mael_lines_next(l, &len, 0);
+	assert_string_equal(s, "{\"b\":2}");
+	free(s);
+	s = mael_lines_next(l, &len, 0);
+	assert_string_equal(s, "");	/* an empty line is still a line */
+	free(s);
+	assert_null(mael_lines_next(l, &len, 0));
+	mael_lines_free(l);
+}
+
+static void
+test_lines_long_line_in_pieces(void **unused)
+{
+	struct mael_lines	*l = mael_lines_new(64 << 20);
+	size_t			 total = 8 << 20, i, len;
+	char			*chunk, *s;
+
+	/* An 8 MiB line fed 1000 bytes at a time arrives intact. */
+	chunk = malloc(1000);
+	memset(chunk, 'x', 1000);
+	for (i = 0; i < total; i += 1000) {
+		mael_lines_feed(l, chunk, 1000);
+		assert_null(mael_lines_next(l, &len, 0));
+	}
+	mael_lines_feed(l, "\n", 1);
+	s = mael_lines_next(l, &len, 0);
+	assert_non_null(s);
+	assert_int_equal(len, i);
+	assert_int_equal(strspn(s, "x"), i);
+	free(s);
+	free(chunk);
+	mael_lines_free(l);
+}
+
+static void
+test_lines_overlong_dropped(void **unused)
+{
+	struct mael_lines	*l = mael_lines_new(1024);
+	char			 big[3000], *s;
+	size_t			 len;
+
+	/* A line over the limit is dropped whole, even when it arrives
+	 * before its newline, and the next line is intact. */
+	memset(big, 'y', sizeof big);
+	mael_lines_feed(l, big, sizeof big);
+	assert_null(mael_lines_next(l, &len, 0));
+	mael_lines_feed(l, big, sizeof big);
+	assert_null(mael_lines_next(l, &len, 0));
+	mael_lines_feed(l, "yyy\nok\n", 7);
+	s = mael_lines_next(l, &len, 0);
+	assert_non_null(s);
+	assert_string_equal(s, "ok");
+	free(s);
+	assert_int_equal(mael_lines_dropped(l), 1);
+
+	/* A complete over-long line in one feed is dropped too. */
+	mael_lines_feed(l, big, 2000);
+	mael_lines_feed(l, "\nnext\n", 6);
+	s = mael_lines_next(l, &len, 0);
+	assert_string_equal(s, "next");
+	free(s);
+	assert_int_equal(mael_lines_dropped(l), 2);
+	mael_lines_free(l);
+}
+
+static void
+test_lines_eof(void **unused)
+{
+	struct mael_lines	*l = mael_lines_new(1024);
+	char			*s;
+	size_t			 len;
+
+	/* At EOF an unterminated last line is still delivered. */
+	mael_lines_feed(l, "a\ntail", 6);
+	s = mael_lines_next(l, &len, 1);
+	assert_string_equal(s, "a");
+	free(s);
+	s = mael_lines_next(l, &len, 1);
+	assert_string_equal(s, "tail");
+	free(s);
+	assert_null(mael_lines_next(l, &len, 1));
+	mael_lines_free(l);
+}
+
+/* Envelopes. */
+
+static void
+test_parse_envelope(void **unused)
+{
+	static const char	 good[] = "{\"src\":\"c1\",\"dest\":\"n0\","
+	    "\"id\":7,\"body\":{\"type\":\"echo\",\"msg_id\":3,\"echo\":\"x\"}}";
+	struct mael_msg		*m;
+	const char		*err = NULL;
+
+	/* A good envelope yields its fields; extra keys are ignored. */
+	m = mael_msg_parse(good, strlen(good), &err);
+	assert_non_null(m);
+	assert_string_equal(m->src, "c1");
+	assert_string_equal(m->dest, "n0");
+	assert_string_equal(m->type, "echo");
+	assert_int_equal(m->msg_id, 3);
+	assert_int_equal(m->in_reply_to, -1);
+	mael_msg_release(m);
+}
+
+static void
+test_parse_rejects(void **unused)
+{
+	static const char *const bad[] = {
+		"not json",
+		"[1,2]",
+		"{\"dest\":\"n0\",\"body\":{\"type\":\"x\"}}",
+		"{\"src\":1,\"dest\":\"n0\",\"body\":{\"type\":\"x\"}}",
+		"{\"src\":\"c1\",\"dest\":\"n0\",\"body\":[]}",
+		"{\"src\":\"c1\",\"dest\":\"n0\",\"body\":{}}",
+		"{\"src\":\"c1\",\"dest\":\"n0\",\"body\":{\"type\":\"x\","
+		    "\"msg_id\":\"7\"}}",
+		"{\"src\":\"c1\",\"dest\":\"n0\",\"body\":{\"type\":\"x\","
+		    "\"msg_id\":-1}}",
+		"{\"src\":\"c1\",\"dest\":\"n0\",\"body\":{\"type\":\"x\","
+		    "\"in_reply_to\":1.5}}",
+		"{\"src\":\"c1\",\"dest\":\"n0\",\"body\":{\"type\":\"x\"}",
+	};
+	const char	*err;
+	size_t		 i;
+
+	/* Each malformed envelope is refused with a reason. */
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		err = NULL;
+		assert_null(mael_msg_parse(bad[i], strlen(bad[i]), &err));
+		assert_non_null(err);
+	}
+}
+
+static void
+test_error_codes(void **unused)
+{
+	json_t	*b;
+
+	/* Error bodies carry the code and a default text; definiteness
+	 * follows section 2 of the reference. */
+	b = mael_error_body(MAEL_TEMPORARILY_UNAVAILABLE, NULL);
+	assert_string_equal(json_string_value(json_object_get(b, "type")),
+	    "error");
+	assert_int_equal(json_integer_value(json_object_get(b, "code")), 11);
+	assert_string_equal(json_string_value(json_object_get(b, "text")),
+	    "temporarily-unavailable");
+	json_decref(b);
+	assert_true(mael_code_is_definite(MAEL_TEMPORARILY_UNAVAILABLE));
+	assert_true(mael_code_is_definite(MAEL_TXN_CONFLICT));
+	assert_true(mael_code_is_definite(MAEL_KEY_DOES_NOT_EXIST));
+	assert_false(mael_code_is_definite(MAEL_TIMEOUT));
+	assert_false(mael_code_is_definite(MAEL_CRASH));
+	assert_false(mael_code_is_definite(1000));
+	assert_false(mael_code_is_definite(999));
+	assert_true(mael_is_client("c12"));
+	assert_false(mael_is_client("c"));
+	assert_false(mael_is_client("n1"));
+	assert_false(mael_is_client("lin-kv"));
+}
+
+/* The runtime over pipes. */
+
+struct fixture {
+	struct event_base	*base;
+	struct mael		*m;
+	int			 to_node;	/* we write requests here */
+	int			 from_node;	/* we read its output here */
+	char			*out;		/* output collected so far */
+	size_t			 outlen;
+	int			 done, status;
+	int			 rpc_calls;
+	json_t			*rpc_reply;	/* body of the reply, or null */
+	struct mael_msg		*held;
+	int			 joined;
+};
+
+static void
+fx_done(struct mael *m, void *arg, int status)
+{
+	struct fixture	*fx = arg;
+
+	fx->done = 1;
+	fx->status = status;
+}
+
+static void
+fx_rpc_cb(struct mael *m, struct mael_msg *reply, void *arg)
+{
+	struct fixture	*fx = arg;
+
+	fx->rpc_calls++;
+	json_decref(fx->rpc_reply);
+	fx->rpc_reply = reply != NULL ? json_incref(reply->body) : json_null();
+}
+
+static void
+h_ping(struct mael *m, struct mael_msg *msg, void *state)
+{
+	mael_reply(m, msg, json_pack("{s:s}", "type", "pong"));
+}
+
+/* Starts an RPC to n1 with the timeout given in the request. */
+static void
+h_call(struct mael *m, struct mael_msg *msg, void *state)
+{
+	struct fixture	*fx = state;
+	json_int_t	 t;
+
+	t = json_integer_value(json_object_get(msg->body, "timeout"));
+	assert_int_equal(mael_rpc(m, "n1", json_pack("{s:s}", "type", "q"),
+	    (int)t, fx_rpc_cb, fx), 0);
+}
+
+/* Keeps the request to answer it later. */
+static void
+h_hold(struct mael *m, struct mael_msg *msg, void *state)
+{
+	struct fixture	*fx = state;
+
+	fx->held = mael_msg_hold(msg);
+}
+
+static int
+fx_joined(struct mael *m, void *state)
+{
+	struct fixture	*fx = state;
+
+	fx->joined++;
+	return 0;
+}
+
+static const struct mael_handler fx_handlers[] = {
+	{ "ping",	h_ping },
+	{ "call",	h_call },
+	{ "hold",	h_hold },
+	{ NULL,		NULL }
+};
+
+static int
+fx_setup(void **state)
+{
+	struct fixture		*fx;
+	struct mael_config	 cfg = { 0 };
+	int			 a[2], b[2];
+
+	fx = calloc(1, sizeof *fx);
+	assert_int_equal(pipe(a), 0);
+	assert_int_equal(pipe(b), 0);
+	fx->base = event_base_new();
+	fx->to_node = a[1];
+	fx->from_node = b[0];
+	fcntl(b[0], F_SETFL, O_NONBLOCK);
+	cfg.infd = a[0];
+	cfg.outfd = b[1];
+	cfg.max_line = 1 << 20;
+	cfg.reply_deadline_ms = 200;
+	cfg.handlers = fx_handlers;
+	cfg.state = fx;
+	cfg.joined = fx_joined;
+	cfg.done = fx_done;
+	cfg.done_arg = fx;
+	fx->m = mael_new(fx->base, &cfg);
+	*state = fx;
+	return 0;
+}
+
+static int
+fx_teardown(void **state)
+{
+	struct fixture	*fx = *state;
+
+	mael_msg_release(fx->held);
+	mael_free(fx->m);
+	event_base_free(fx->base);
+	if (fx->to_node != -1)
+		close(fx->to_node);
+	close(fx->from_node);
+	json_decref(fx->rpc_reply);
+	free(fx->out);
+	free(fx);
+	return 0;
+}
+
+static void
+fx_write(struct fixture *fx, const char *s)
+{
+	size_t	len = strlen(s);
+
+	assert_int_equal(write(fx->to_node, s, len), (ssize_t)len);
+}
+
+/* Run the loop for about ms milliseconds, collecting output. */
+static void
+fx_pump(struct fixture *fx, int ms)
+{
+	uint64_t	end = mael_now_ms() + (uint64_t)ms;
+	char		buf[4096];
+	ssize_t		n;
+
+	do {
+		event_base_loop(fx->base, EVLOOP_NONBLOCK);
+		while ((n = read(fx->from_node, buf, sizeof buf)) > 0) {
+			fx->out = realloc(fx->out, fx->outlen + (size_t)n + 1);
+			memcpy(fx->out + fx->outlen, buf, (size_t)n);
+			fx->outlen += (size_t)n;
+			fx->out[fx->outlen] = '\0';
+		}
+		usleep(1000);
+	} while (mael_now_ms() < end);
+}
+
+/* Take the next output line as JSON, or NULL if there is none. */
+static json_t *
+fx_next(struct fixture *fx)
+{
+	char	*nl;
+	json_t	*j;
+	size_t	 len;
+
+	if (fx->out == NULL || (nl = memchr(fx->out, '\n', fx->outlen)) == NULL)
+		return NULL;
+	len = (size_t)(nl - fx->out);
+	j = json_loadb(fx->out, len, 0, NULL);
+	assert_non_null(j);	/* every output line is JSON */
+	memmove(fx->out, nl + 1, fx->outlen - len - 1);
+	fx->outlen -= len + 1;
+	fx->out[fx->outlen] = '\0';
+	return j;
+}
+
+static json_int_t
+jint(json_t *j, const char *path1, const char *path2)
+{
+	return json_integer_value(json_object_get(json_object_get(j, path1),
+	    path2));
+}
+
+static const char *
+jstr(json_t *j, const char *path1, const char *path2)
+{
+	json_t	*v = json_object_get(j, path1);
+
+	if (path2 != NULL)
+		v = json_object_get(v, path2);
+	return json_string_value(v);
+}
+
+static const char init_msg[] = "{\"src\":\"c0\",\"dest\":\"n0\",\"body\":"
+    "{\"type\":\"init\",\"msg_id\":1,\"node_id\":\"n0\","
+    "\"node_ids\":[\"n0\",\"n1\",\"n2\"]}}\n";
+
+static void
+test_init_and_held(void **state)
+{
+	struct fixture	*fx = *state;
+	json_t		*j;
+
+	/* A request before init is held, then answered after init_ok. */
+	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
+	    "{\"type\":\"ping\",\"msg_id\":5}}\n");
+	fx_pump(fx, 20);
+	assert_null(fx_next(fx));
+	fx_write(fx, init_msg);
+	fx_pump(fx, 20);
+	assert_int_equal(fx->joined, 1);
+	assert_string_equal(mael_node_id(fx->m), "n0");
+	assert_int_equal(mael_node_index(fx->m), 0);
+
+	j = fx_next(fx);
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "body", "type"), "init_ok");
+	assert_int_equal(jint(j, "body", "in_reply_to"), 1);
+	assert_string_equal(jstr(j, "src", NULL), "n0");
+	assert_string_equal(jstr(j, "dest", NULL), "c0");
+	json_decref(j);
+
+	j = fx_next(fx);
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "body", "type"), "pong");
+	assert_int_equal(jint(j, "body", "in_reply_to"), 5);
+	assert_string_equal(jstr(j, "dest", NULL), "c1");
+	json_decref(j);
+	assert_null(fx_next(fx));
+}
+
+static void
+test_bad_init_refused(void **state)
+{
+	struct fixture	*fx = *state;
+	json_t		*j;
+
+	/* An init whose node_id is not among node_ids is refused as
+	 * malformed, and the node stays uninitialised. */
+	fx_write(fx, "{\"src\":\"c0\",\"dest\":\"n5\",\"body\":{\"type\":\"init\","
+	    "\"msg_id\":1,\"node_id\":\"n5\",\"node_ids\":[\"n0\"]}}\n");
+	fx_pump(fx, 20);
+	j = fx_next(fx);
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "body", "type"), "error");
+	assert_int_equal(jint(j, "body", "code"), MAEL_MALFORMED_REQUEST);
+	json_decref(j);
+	assert_null(mael_node_id(fx->m));
+	assert_int_equal(fx->joined, 0);
+}
+
+static void
+test_bad_lines_skipped(void **state)
+{
+	struct fixture	*fx = *state;
+	json_t		*j;
+
+	/* Garbage lines are skipped and the node keeps serving; an unknown
+	 * request type gets not-supported. */
+	fx_write(fx, init_msg);
+	fx_write(fx, "garbage\n{\"src\":\"c1\"}\n\n[]\n");
+	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
+	    "{\"type\":\"frobnicate\",\"msg_id\":9}}\n");
+	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
+	    "{\"type\":\"ping\",\"msg_id\":10}}\n");
+	fx_pump(fx, 30);
+	json_decref(fx_next(fx));	/* init_ok */
+	j = fx_next(fx);
+	assert_string_equal(jstr(j, "body", "type"), "error");
+	assert_int_equal(jint(j, "body", "code"), MAEL_NOT_SUPPORTED);
+	assert_int_equal(jint(j, "body", "in_reply_to"), 9);
+	json_decref(j);
+	j = fx_next(fx);
+	assert_string_equal(jstr(j, "body", "type"), "pong");
+	json_decref(j);
+	assert_false(fx->done);
+}
+
+static void
+test_rpc_reply_matched(void **state)
+{
+	struct fixture	*fx = *state;
+	json_t		*j;
+	char		*reply;
+	json_int_t	 id;
+
+	/* An RPC carries a fresh msg_id and its reply reaches the callback,
+	 * once, even if a duplicate reply arrives. */
+	fx_write(fx, init_msg);
+	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
+	    "{\"type\":\"call\",\"msg_id\":2,\"timeout\":5000}}\n");
+	fx_pump(fx, 20);
+	json_decref(fx_next(fx));	/* init_ok */
+	j = fx_next(fx);
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "dest", NULL), "n1");
+	assert_string_equal(jstr(j, "body", "type"), "q");
+	id = jint(j, "body", "msg_id");
+	assert_true(id > 0);
+	json_decref(j);
+
+	assert_true(asprintf(&reply, "{\"src\":\"n1\",\"dest\":\"n0\",\"body\":"
+	    "{\"type\":\"q_ok\",\"in_reply_to\":%lld,\"v\":42}}\n",
+	    (long long)id) > 0);
+	fx_write(fx, reply);
+	fx_write(fx, reply);
+	free(reply);
+	fx_pump(fx, 20);
+	assert_int_equal(fx->rpc_calls, 1);
+	assert_int_equal(json_integer_value(json_object_get(fx->rpc_reply,
+	    "v")), 42);
+	/* The duplicate is not answered with an error either. */
+	assert_null(fx_next(fx));
+}
+
+static void
+test_rpc_timeout(void **state)
+{
+	struct fixture	*fx = *state;
+
+	/* An unanswered RPC calls back with NULL after its timeout. */
+	fx_write(fx, init_msg);
+	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
+	    "{\"type\":\"call\",\"msg_id\":2,\"timeout\":30}}\n");
+	fx_pump(fx, 10);
+	assert_int_equal(fx->rpc_calls, 0);
+	fx_pump(fx, 80);
+	assert_int_equal(fx->rpc_calls, 1);
+	assert_true(json_is_null(fx->rpc_reply));
+}
+
+static void
+test_reply_deadline(void **state)
+{
+	struct fixture	*fx = *state;
+	json_t		*j;
+
+	/* A reply to a client past the deadline (200 ms here) is dropped,
+	 * while a late reply to a peer node still goes out. */
+	fx_write(fx, init_msg);
+	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
+	    "{\"type\":\"hold\",\"msg_id\":2}}\n");
+	fx_pump(fx, 20);
+	json_decref(fx_next(fx));	/* init_ok */
+	assert_non_null(fx->held);
+	fx_pump(fx, 250);
+	assert_int_equal(mael_reply(fx->m, fx->held,
+	    json_pack("{s:s}", "type", "late")), -1);
+	fx_pump(fx, 10);
+	assert_null(fx_next(fx));
+	mael_msg_release(fx->held);
+
+	fx_write(fx, "{\"src\":\"n2\",\"dest\":\"n0\",\"body\":"
+	    "{\"type\":\"hold\",\"msg_id\":3}}\n");
+	fx_pump(fx, 250);
+	assert_int_equal(mael_reply(fx->m, fx->held,
+	    json_pack("{s:s}", "type", "late")), 0);
+	fx_pump(fx, 10);
+	j = fx_next(fx);
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "dest", NULL), "n2");
+	json_decref(j);
+}
+
+static void
+test_unknown_dest_refused(void **state)
+{
+	struct fixture	*fx = *state;
+
+	/* Sending to an id that is neither a node, a service nor a client
+	 * that wrote to us is refused; services and nodes are accepted. */
+	fx_write(fx, init_msg);
+	fx_pump(fx, 20);
+	json_decref(fx_next(fx));
+	assert_int_equal(mael_send(fx->m, "c99",
+	    json_pack("{s:s}", "type", "x")), -1);
+	assert_int_equal(mael_send(fx->m, "n7",
+	    json_pack("{s:s}", "type", "x")), -1);
+	assert_int_equal(mael_send(fx->m, "seq-kv",
+	    json_pack("{s:s}", "type", "x")), 0);
+	assert_int_equal(mael_send(fx->m, "n2",
+	    json_pack("{s:s}", "type", "x")), 0);
+	fx_pump(fx, 10);
+	json_decref(fx_next(fx));
+	json_decref(fx_next(fx));
+	assert_null(fx_next(fx));
+}
+
+static void
+test_kv_helpers(void **state)
+{
+	struct fixture	*fx = *state;
+	json_t		*j, *k = json_string("k"), *a = json_integer(1),
+			*b = json_integer(2);
+
+	/* The KV helpers build the bodies of section 3. */
+	fx_write(fx, init_msg);
+	fx_pump(fx, 20);
+	json_decref(fx_next(fx));
+	assert_int_equal(mael_kv_cas(fx->m, "seq-kv", k, a, b, 1, 1000,
+	    fx_rpc_cb, fx), 0);
+	assert_int_equal(mael_kv_read(fx->m, "lin-kv", k, 1000, fx_rpc_cb,
+	    fx), 0);
+	fx_pump(fx, 10);
+	j = fx_next(fx);
+	assert_string_equal(jstr(j, "dest", NULL), "seq-kv");
+	assert_string_equal(jstr(j, "body", "type"), "cas");
+	assert_int_equal(jint(j, "body", "from"), 1);
+	assert_int_equal(jint(j, "body", "to"), 2);
+	assert_true(json_is_true(json_object_get(json_object_get(j, "body"),
+	    "create_if_not_exists")));
+	json_decref(j);
+	j = fx_next(fx);
+	assert_string_equal(jstr(j, "body", "type"), "read");
+	assert_string_equal(jstr(j, "body", "key"), "k");
+	json_decref(j);
+	json_decref(k);
+	json_decref(a);
+	json_decref(b);
+}
+
+static void
+test_eof_stops(void **state)
+{
+	struct fixture	*fx = *state;
+
+	/* End of input stops the node with status 0, after handling a last
+	 * line that has no newline. */
+	fx_write(fx, init_msg);
+	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
+	    "{\"type\":\"ping\",\"msg_id\":4}}");
+	close(fx->to_node);
+	fx->to_node = -1;
+	fx_pump(fx, 30);
+	assert_true(fx->done);
+	assert_int_equal(fx->status, 0);
+	json_decref(fx_next(fx));
+	json_t *j = fx_next(fx);
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "body", "type"), "pong");
+	json_decref(j);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lines_split_reads),
+		cmocka_unit_test(test_lines_long_line_in_pieces),
+		cmocka_unit_test(test_lines_overlong_dropped),
+		cmocka_unit_test(test_lines_eof),
+		cmocka_unit_test(test_parse_envelope),
+		cmocka_unit_test(test_parse_rejects),
+		cmocka_unit_test(test_error_codes),
+		cmocka_unit_test_setup_teardown(test_init_and_held,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_init_refused,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_lines_skipped,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_rpc_reply_matched,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_rpc_timeout,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_reply_deadline,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_dest_refused,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_kv_helpers,
+		    fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_eof_stops,
+		    fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
