@@ -1,0 +1,1 @@
+"""Maelstrom-compatible test harness for dsd (see ../README.md)."""
