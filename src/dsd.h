@@ -21,6 +21,7 @@ struct dsd {
 
 	struct flag_value	*values;	/* flags of this mode, parsed */
 	size_t			 nvalues;
+	char			*config_text;	/* --config file; values point in */
 
 	int			 exit_status;
 };

@@ -114,8 +114,9 @@ flags_usage(FILE *fp)
 	fprintf(fp,
 	    "\n"
 	    "flags of every mode:\n"
-	    "  %-26s %s\n  %-26s %s\n  %-26s %s\n  %-26s %s\n",
+	    "  %-26s %s\n  %-26s %s\n  %-26s %s\n  %-26s %s\n  %-26s %s\n",
 	    "-m, --mode=NAME", "the mode to run (required)",
+	    "-c, --config=FILE", "read settings (name = value lines) from FILE",
 	    "-v, --verbose", "log more to stderr; repeat for debug",
 	    "-h, --help", "print this help and exit",
 	    "-V, --version", "print the version and exit");
@@ -156,6 +157,105 @@ flags_add_longopts(struct option **lo, size_t *n, size_t *cap,
 	}
 }
 
+struct conf_entry {
+	const char	*name;
+	const char	*val;
+	size_t		 line;
+};
+
+/*
+ * Read "name = value" lines (blank lines and # comments ignored) from
+ * path into entries pointing into *bufp, which the caller frees.  Returns
+ * the number of entries, or -1 after printing why.
+ */
+static ssize_t
+flags_read_config(const char *path, char **bufp, struct conf_entry **ep)
+{
+	FILE			*fp;
+	struct conf_entry	*e = NULL;
+	char			*buf = NULL, *line, *next, *eq, *end;
+	size_t			 size = 0, n = 0, lineno = 0;
+	ssize_t			 rv = -1;
+
+	*bufp = NULL;
+	*ep = NULL;
+	if ((fp = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "dsd: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	/* Slurp the file: it is small, and entries point into it. */
+	{
+		FILE	*mem = open_memstream(&buf, &size);
+		int	 c;
+
+		if (mem == NULL)
+			fatal("open_memstream");
+		while ((c = getc(fp)) != EOF)
+			putc(c, mem);
+		if (ferror(fp)) {
+			fprintf(stderr, "dsd: %s: %s\n", path, strerror(errno));
+			fclose(mem);
+			goto out;
+		}
+		fclose(mem);
+	}
+	for (line = buf; line != NULL && *line != '\0'; line = next) {
+		lineno++;
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		line += strspn(line, " \t\r");
+		if (*line == '\0' || *line == '#')
+			continue;
+		if ((eq = strchr(line, '=')) == NULL) {
+			fprintf(stderr, "dsd: %s:%zu: expected name = value\n",
+			    path, lineno);
+			goto out;
+		}
+		for (end = eq; end > line && strchr(" \t", end[-1]); end--)
+			;
+		*end = '\0';
+		eq++;
+		eq += strspn(eq, " \t");
+		for (end = eq + strlen(eq); end > eq &&
+		    strchr(" \t\r", end[-1]); end--)
+			;
+		*end = '\0';
+		e = xreallocarray(e, n + 1, sizeof *e);
+		e[n].name = line;
+		e[n].val = eq;
+		e[n].line = lineno;
+		n++;
+	}
+	rv = (ssize_t)n;
+out:
+	fclose(fp);
+	if (rv == -1) {
+		free(buf);
+		free(e);
+		return -1;
+	}
+	*bufp = buf;
+	*ep = e;
+	return rv;
+}
+
+/* Set one flag of d from text; returns -1 after printing why. */
+static int
+flags_set(struct dsd *d, const char *name, const char *val)
+{
+	size_t	j;
+
+	for (j = 0; j < d->nvalues; j++) {
+		if (strcmp(d->values[j].flag->name, name) != 0)
+			continue;
+		if (flags_convert(&d->values[j], val) == -1)
+			return -1;
+		d->values[j].given = 1;
+		return 0;
+	}
+	return -1;
+}
+
 int
 flags_parse(struct dsd *d, int argc, char **argv)
 {
@@ -164,6 +264,7 @@ flags_parse(struct dsd *d, int argc, char **argv)
 		{ "help",	no_argument,		NULL, 'h' },
 		{ "version",	no_argument,		NULL, 'V' },
 		{ "verbose",	no_argument,		NULL, 'v' },
+		{ "config",	required_argument,	NULL, 'c' },
 	};
 	const struct mode *const	*mp;
 	const struct mode		*m;
@@ -175,7 +276,9 @@ flags_parse(struct dsd *d, int argc, char **argv)
 		const char	*val;
 	}				*given;
 	size_t				 nlo, cap, ngiven = 0, i, j, ng;
-	const char			*modename = NULL;
+	const char			*modename = NULL, *config = NULL;
+	struct conf_entry		*conf = NULL;
+	ssize_t				 nconf = 0;
 	int				 ch, help = 0, version = 0, rv = 2;
 
 	cap = 16;
@@ -189,8 +292,11 @@ flags_parse(struct dsd *d, int argc, char **argv)
 	given = xcalloc((size_t)argc + 1, sizeof *given);
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "+hm:vV", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:hm:vV", lo, NULL)) != -1) {
 		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
 		case 'h':
 			help = 1;
 			break;
@@ -228,6 +334,17 @@ flags_parse(struct dsd *d, int argc, char **argv)
 		    argv[optind]);
 		goto out;
 	}
+	if (config != NULL) {
+		if ((nconf = flags_read_config(config, &d->config_text,
+		    &conf)) == -1)
+			goto out;
+		/* The command line's mode wins over the file's. */
+		for (i = 0; i < (size_t)nconf; i++) {
+			if (strcmp(conf[i].name, "mode") == 0 &&
+			    modename == NULL)
+				modename = conf[i].val;
+		}
+	}
 	if (modename == NULL) {
 		fprintf(stderr, "dsd: no mode given: use --mode=NAME; "
 		    "see dsd --help\n");
@@ -259,22 +376,34 @@ flags_parse(struct dsd *d, int argc, char **argv)
 			j++;
 		}
 	}
+	/* The file first, so that the command line overrides it. */
+	for (i = 0; i < (size_t)nconf; i++) {
+		if (strcmp(conf[i].name, "mode") == 0)
+			continue;
+		if (flags_lookup(m, conf[i].name) == NULL) {
+			fprintf(stderr, "dsd: %s:%zu: %s is not a setting of "
+			    "mode %s\n", config, conf[i].line, conf[i].name,
+			    m->name);
+			goto out;
+		}
+		if (flags_set(d, conf[i].name, conf[i].val) == -1) {
+			fprintf(stderr, "dsd: %s:%zu: bad value for %s\n",
+			    config, conf[i].line, conf[i].name);
+			goto out;
+		}
+	}
 	for (i = 0; i < ngiven; i++) {
 		if (flags_lookup(m, given[i].name) == NULL) {
 			fprintf(stderr, "dsd: --%s does not apply to mode %s; "
 			    "see dsd --help\n", given[i].name, m->name);
 			goto out;
 		}
-		for (j = 0; j < d->nvalues; j++) {
-			if (strcmp(d->values[j].flag->name, given[i].name) != 0)
-				continue;
-			if (flags_convert(&d->values[j], given[i].val) == -1)
-				goto out;
-			d->values[j].given = 1;
-		}
+		if (flags_set(d, given[i].name, given[i].val) == -1)
+			goto out;
 	}
 	rv = 0;
 out:
+	free(conf);
 	free(given);
 	free(lo);
 	return rv;
@@ -284,6 +413,8 @@ void
 flags_free(struct dsd *d)
 {
 	free(d->values);
+	free(d->config_text);
+	d->config_text = NULL;
 	d->values = NULL;
 	d->nvalues = 0;
 }

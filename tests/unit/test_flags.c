@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -81,6 +82,71 @@ test_bad_values(void **unused)
 	flags_free(&d);
 }
 
+static char *
+write_conf(const char *text)
+{
+	static char	 path[] = "/tmp/dsd-test-conf.XXXXXX";
+	char		*p = strdup(path);
+	int		 fd = mkstemp(p);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return p;
+}
+
+static void
+test_config_file(void **unused)
+{
+	struct dsd	 d;
+	char		*p, *arg;
+
+	/* A config file sets the mode and flags; the command line wins. */
+	p = write_conf("# a comment\n\n  mode = unique-ids\n"
+	    "reply-deadline=250   \n");
+	assert_true(asprintf(&arg, "--config=%s", p) > 0);
+	assert_int_equal(parse(&d, arg, NULL, NULL), 0);
+	assert_string_equal(d.mode->name, "unique-ids");
+	assert_int_equal(flags_int(&d, "reply-deadline"), 250);
+	flags_free(&d);
+	assert_int_equal(parse(&d, arg, "--reply-deadline=300", NULL), 0);
+	assert_int_equal(flags_int(&d, "reply-deadline"), 300);
+	flags_free(&d);
+	assert_int_equal(parse(&d, arg, "--mode=maelstrom-echo", NULL), 0);
+	assert_string_equal(d.mode->name, "maelstrom-echo");
+	flags_free(&d);
+	unlink(p);
+	free(p);
+	free(arg);
+
+	/* Unknown names, bad values, lines without '=' and missing files
+	 * are usage errors. */
+	p = write_conf("mode = unique-ids\nno-such = 1\n");
+	assert_true(asprintf(&arg, "--config=%s", p) > 0);
+	assert_int_equal(parse(&d, arg, NULL, NULL), 2);
+	flags_free(&d);
+	unlink(p);
+	free(p);
+	free(arg);
+	p = write_conf("mode = unique-ids\nreply-deadline = soon\n");
+	assert_true(asprintf(&arg, "--config=%s", p) > 0);
+	assert_int_equal(parse(&d, arg, NULL, NULL), 2);
+	flags_free(&d);
+	unlink(p);
+	free(p);
+	free(arg);
+	p = write_conf("mode unique-ids\n");
+	assert_true(asprintf(&arg, "--config=%s", p) > 0);
+	assert_int_equal(parse(&d, arg, NULL, NULL), 2);
+	flags_free(&d);
+	unlink(p);
+	free(p);
+	free(arg);
+	assert_int_equal(parse(&d, "--config=/nonexistent/dsd.conf", NULL,
+	    NULL), 2);
+	flags_free(&d);
+}
+
 static void
 test_help_lists_every_mode(void **unused)
 {
@@ -106,6 +172,7 @@ main(void)
 		cmocka_unit_test(test_mode_required),
 		cmocka_unit_test(test_mode_and_defaults),
 		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_config_file),
 		cmocka_unit_test(test_help_lists_every_mode),
 	};
 
