@@ -10,10 +10,12 @@
 
 extern const struct mode mode_echo;
 extern const struct mode mode_unique_ids;
+extern const struct mode mode_broadcast;
 
 const struct mode *const modes[] = {
 	&mode_echo,
 	&mode_unique_ids,
+	&mode_broadcast,
 	NULL
 };
 
