@@ -20,6 +20,14 @@ from maelharness.services import LinKV, LinTSO, LwwKV, SeqKV  # noqa: E402
 from maelharness.workloads.base import Request  # noqa: E402
 from maelharness.workloads.echo import Echo  # noqa: E402
 from maelharness.workloads.unique_ids import UniqueIds  # noqa: E402
+from maelharness import perf  # noqa: E402
+from maelharness.workloads.base import UnexpectedReply  # noqa: E402
+from maelharness.workloads.broadcast import (  # noqa: E402
+    TOPOLOGIES, Broadcast, frequency_distribution, set_full)
+from maelharness.workloads.counter import (  # noqa: E402
+    GCounter, PNCounter, acceptable_ranges)
+# kafka and txn-rw-register checker and client tests live in their own file
+from test_kafka_txn import *  # noqa: E402,F401,F403
 
 
 def code(reply):
@@ -427,6 +435,284 @@ class FinalPhaseTest(unittest.TestCase):
         self.assertTrue(all(e["time"] < heal["time"] for e in h
                             if e["process"] != "nemesis"
                             and not e.get("final")))
+
+
+MS = 1000000
+
+
+class SetFullTest(unittest.TestCase):
+    """Jepsen set-full semantics (broadcast), on hand-made histories."""
+
+    def check(self, h):
+        return set_full(h, add_f="broadcast", read_f="read")
+
+    def test_stable_latency_from_last_absent_invocation(self):
+        h = [ev("c1", "invoke", "broadcast", 0, time=0),
+             ev("c1", "ok", "broadcast", 0, time=1 * MS),
+             ev("c2", "invoke", "read", None, time=5 * MS),
+             ev("c2", "ok", "read", [], time=6 * MS),
+             ev("c2", "invoke", "read", None, time=10 * MS),
+             ev("c2", "ok", "read", [0], time=11 * MS)]
+        r = self.check(h)
+        self.assertIs(r["valid"], True)
+        self.assertEqual((r["stable-count"], r["lost-count"],
+                          r["stale-count"]), (1, 0, 1))
+        # (5 ms + 1 ns) - 1 ms, floored to whole ms
+        self.assertEqual(r["stable-latencies"]["0.5"], 4)
+        self.assertEqual(r["worst-stale"][0]["element"], 0)
+        self.assertEqual(r["worst-stale"][0]["last-absent"]["index"], 2)
+
+    def test_lost_needs_absent_read_after_known(self):
+        h = [ev("c1", "invoke", "broadcast", 0, time=0),
+             ev("c1", "ok", "broadcast", 0, time=1 * MS),
+             ev("c2", "invoke", "read", None, time=2 * MS),
+             ev("c2", "ok", "read", [0], time=3 * MS),
+             ev("c2", "invoke", "read", None, time=9 * MS),
+             ev("c2", "ok", "read", [], time=10 * MS)]
+        r = self.check(h)
+        self.assertIs(r["valid"], False)
+        self.assertEqual(r["lost"], [0])
+        self.assertEqual(r["lost-latencies"]["1"], 1)   # 2 ms + 1 ns - 1 ms
+        self.assertIn("1 of 1 values lost", r["reason"])
+
+    def test_absent_read_concurrent_with_add_is_never_read(self):
+        # The read is invoked before the add completes: it may linearize
+        # before the add, so its miss proves nothing.
+        h = [ev("c1", "invoke", "broadcast", 0, time=0),
+             ev("c2", "invoke", "read", None, time=1),
+             ev("c1", "ok", "broadcast", 0, time=2),
+             ev("c2", "ok", "read", [], time=3)]
+        r = self.check(h)
+        self.assertEqual(r["never-read"], [0])
+        self.assertEqual(r["valid"], "unknown")
+        self.assertIn("no value is stable", r["reason"])
+
+    def test_known_from_first_read_and_unacked_add(self):
+        h = [ev("c1", "invoke", "broadcast", 0, time=0),
+             ev("c2", "invoke", "read", None, time=1 * MS),
+             ev("c2", "ok", "read", [0], time=2 * MS),
+             ev("c1", "info", "broadcast", 0, time=5000 * MS),
+             ev("c3", "invoke", "read", None, time=5001 * MS),
+             ev("c3", "ok", "read", [], time=5002 * MS)]
+        r = self.check(h)
+        # known is the read's completion (index 2) < last absent (index 4).
+        self.assertEqual(r["lost"], [0])
+
+    def test_highest_invocation_wins_regardless_of_completion_order(self):
+        # Read A (absent) is invoked first but completes after read B
+        # (present): last-present (B's invocation) is later, so stable.
+        h = [ev("c1", "invoke", "broadcast", 0, time=0),
+             ev("c1", "ok", "broadcast", 0, time=1 * MS),
+             ev("c2", "invoke", "read", None, time=3 * MS),
+             ev("c3", "invoke", "read", None, time=4 * MS),
+             ev("c3", "ok", "read", [0], time=5 * MS),
+             ev("c2", "ok", "read", [], time=6 * MS)]
+        r = self.check(h)
+        self.assertIs(r["valid"], True)
+        self.assertEqual(r["stable-latencies"]["0"], 2)
+
+    def test_only_adds_invoked_before_the_read_are_updated(self):
+        h = [ev("c2", "invoke", "read", None, time=0),
+             ev("c1", "invoke", "broadcast", 0, time=1),
+             ev("c2", "ok", "read", [], time=2),       # 0 absent (concurrent)
+             ev("c1", "ok", "broadcast", 0, time=3),
+             ev("c2", "invoke", "read", None, time=4),
+             ev("c2", "ok", "read", [0, 7, "x"], time=5)]
+        r = self.check(h)
+        self.assertIs(r["valid"], True)
+        self.assertEqual(r["attempt-count"], 1)
+        self.assertEqual(r["unexpected-count"], 2)   # informational only
+
+    def test_duplicates_and_json_equality(self):
+        h = [ev("c1", "invoke", "broadcast", 1, time=0),
+             ev("c1", "ok", "broadcast", 1, time=1),
+             ev("c2", "invoke", "read", None, time=2),
+             ev("c2", "ok", "read", [1.0, True, "1"], time=3)]
+        r = self.check(h)
+        self.assertEqual(r["lost"], [1])    # 1.0, true and "1" are not 1
+        self.assertEqual(r["duplicated-count"], 0)
+        h += [ev("c2", "invoke", "read", None, time=4),
+              ev("c2", "ok", "read", [1, 1], time=5)]
+        r = self.check(h)
+        self.assertEqual(r["stable-count"], 1)
+        self.assertEqual(r["duplicated"], {"1": 2})
+        self.assertIs(r["valid"], False)
+        self.assertIn("more than once in a single read", r["reason"])
+
+    def test_failed_reads_and_nemesis_ignored(self):
+        h = [ev("c1", "invoke", "broadcast", 0, time=0),
+             ev("c1", "ok", "broadcast", 0, time=1),
+             ev("nemesis", "info", "start-partition", None),
+             ev("c2", "invoke", "read", None, time=2),
+             ev("c2", "fail", "read", None, time=3),
+             ev("c2", "invoke", "read", None, time=4),
+             ev("c2", "ok", "read", [0], time=5)]
+        r = self.check(h)
+        self.assertIs(r["valid"], True)
+        self.assertEqual(r["stale-count"], 0)
+
+    def test_frequency_distribution(self):
+        self.assertEqual(frequency_distribution(range(10, 0, -1)),
+                         {"0": 1, "0.5": 6, "0.95": 10, "0.99": 10, "1": 10})
+        self.assertEqual(frequency_distribution([7]),
+                         {"0": 7, "0.5": 7, "0.95": 7, "0.99": 7, "1": 7})
+        self.assertIsNone(frequency_distribution([]))
+        xs = list(range(100))
+        d = frequency_distribution(xs)
+        self.assertEqual((d["0.5"], d["0.95"], d["0.99"]), (50, 95, 99))
+
+
+class TopologyTest(unittest.TestCase):
+    def test_grid(self):
+        nodes = ["n%d" % i for i in range(5)]
+        self.assertEqual(TOPOLOGIES["grid"](nodes),
+                         {"n0": ["n3", "n1"], "n1": ["n4", "n2", "n0"],
+                          "n2": ["n1"], "n3": ["n0", "n4"],
+                          "n4": ["n1", "n3"]})
+        nodes = ["n%d" % i for i in range(25)]
+        g = TOPOLOGIES["grid"](nodes)
+        self.assertEqual(max(len(v) for v in g.values()), 4)
+        self.assertEqual(sorted(g["n12"]), ["n11", "n13", "n17", "n7"])
+
+    def test_shapes_are_symmetric_and_connected(self):
+        nodes = ["n%d" % i for i in range(25)]
+        for name, topo in TOPOLOGIES.items():
+            t = topo(nodes)
+            self.assertEqual(sorted(t), sorted(nodes), name)
+            for a, nb in t.items():
+                self.assertNotIn(a, nb, name)
+                for b in nb:
+                    self.assertIn(a, t[b], name)
+            seen, todo = {"n0"}, ["n0"]
+            while todo:
+                for b in t[todo.pop()]:
+                    if b not in seen:
+                        seen.add(b)
+                        todo.append(b)
+            self.assertEqual(len(seen), 25, name)
+        self.assertEqual(TOPOLOGIES["tree4"](nodes)["n0"],
+                         ["n1", "n2", "n3", "n4"])
+        self.assertEqual(TOPOLOGIES["tree2"](nodes)["n1"], ["n0", "n3", "n4"])
+        self.assertEqual(TOPOLOGIES["line"](nodes)["n24"], ["n23"])
+        self.assertEqual(len(TOPOLOGIES["total"](nodes)["n3"]), 24)
+
+    def test_one_topology_request_per_node(self):
+        opts, _ = cli.parse(["-w", "broadcast", "--node-count", "3",
+                             "--topology", "line", "--", "x"])
+        reqs = Broadcast(opts).setup_requests(["n0", "n1", "n2"], None)
+        self.assertEqual([n for n, _ in reqs], ["n0", "n1", "n2"])
+        self.assertEqual(reqs[0][1], {"type": "topology", "topology": {
+            "n0": ["n1"], "n1": ["n0", "n2"], "n2": ["n1"]}})
+
+    def test_generator_values_once_each(self):
+        opts, _ = cli.parse(["-w", "broadcast", "--", "x"])
+        w = Broadcast(opts)
+        rng = random.Random(4)
+        ops = [w.gen_op(rng, None) for _ in range(400)]
+        vals = [r.value for r in ops if r.f == "broadcast"]
+        self.assertEqual(vals, list(range(len(vals))))
+        self.assertTrue(150 < len(vals) < 250)
+        self.assertEqual(ops[-1].body.get("type"), ops[-1].f)
+
+
+class CounterTest(unittest.TestCase):
+    def test_acceptable_ranges(self):
+        self.assertEqual(acceptable_ranges(10, []), [[10, 10]])
+        self.assertEqual(acceptable_ranges(10, [3, 3]),
+                         [[10, 10], [13, 13], [16, 16]])
+        self.assertEqual(acceptable_ranges(10, [1, 2, 0]), [[10, 13]])
+        self.assertEqual(acceptable_ranges(10, [-5, 4]),
+                         [[5, 5], [9, 10], [14, 14]])
+        self.assertEqual(acceptable_ranges(0, [2, 4, 4]),
+                         [[0, 0], [2, 2], [4, 4], [6, 6], [8, 8], [10, 10]])
+        # Brute force against the subset sums.
+        rng = random.Random(9)
+        for _ in range(200):
+            ds = [rng.randrange(10) - 5 for _ in range(rng.randrange(7))]
+            base = rng.randrange(-20, 20)
+            sums = {base}
+            for d in ds:
+                sums |= {s + d for s in sums}
+            got = set()
+            for lo, hi in acceptable_ranges(base, ds):
+                got |= set(range(lo, hi + 1))
+            self.assertEqual(got, sums, (base, ds))
+
+    def test_only_final_reads_judged(self):
+        h = [ev("c1", "invoke", "add", 3), ev("c1", "ok", "add", 3),
+             ev("c1", "invoke", "add", 4), ev("c1", "info", "add", 4),
+             ev("c2", "invoke", "add", 2), ev("c2", "fail", "add", 2),
+             ev("c3", "invoke", "read", None), ev("c3", "ok", "read", 99),
+             ev("c3", "invoke", "read", None, final=True),
+             ev("c3", "ok", "read", 7, final=True),
+             ev("c4", "invoke", "read", None, final=True),
+             ev("c4", "ok", "read", 3, final=True)]
+        r = GCounter.check(None, h, {})
+        self.assertIs(r["valid"], True)
+        self.assertEqual(r["acceptable"], [[3, 3], [7, 7]])
+        self.assertEqual(r["final-reads"], [7, 3])
+        h[-1] = ev("c4", "ok", "read", 5, final=True)
+        r = PNCounter.check(None, h, {})
+        self.assertIs(r["valid"], False)
+        self.assertEqual(r["errors"][0]["value"], 5)
+        self.assertIn("1 of 2 final reads outside the acceptable set "
+                      "{3..3,7..7}", r["reason"])
+
+    def test_generators(self):
+        opts, _ = cli.parse(["-w", "g-counter", "--", "x"])
+        rng = random.Random(2)
+        ops = [GCounter(opts).gen_op(rng, None) for _ in range(3000)]
+        adds = [r.value for r in ops if r.f == "add"]
+        self.assertEqual(sorted(set(adds)), [0, 1, 2, 3, 4])
+        self.assertAlmostEqual(len(adds) / 3000.0, 1 / 3.0, delta=0.04)
+        ops = [PNCounter(opts).gen_op(rng, None) for _ in range(3000)]
+        adds = [r.value for r in ops if r.f == "add"]
+        self.assertEqual(sorted(set(adds)), list(range(-5, 5)))
+        self.assertEqual(ops[0].body["type"], ops[0].f)
+
+    def test_read_value_must_be_an_integer(self):
+        w = PNCounter(None)
+        op = {"f": "read", "value": None}
+        self.assertEqual(w.complete(op, {"type": "read_ok", "value": 4.0},
+                                    None), 4)
+        for bad in (4.5, "4", True, None):
+            with self.assertRaises(UnexpectedReply):
+                w.complete(op, {"type": "read_ok", "value": bad}, None)
+
+
+class PerfTest(unittest.TestCase):
+    def opts(self, *argv):
+        return cli.parse(["-w", "broadcast"] + list(argv) + ["--", "x"])[0]
+
+    def test_bars(self):
+        results = {"workload": {"stable-latencies": {"0.5": 399, "1": 600}},
+                   "net": {"servers": {"msgs-per-op": 29.9}}}
+        self.assertIsNone(perf.check(self.opts(), results))
+        r = perf.check(self.opts("--max-median-latency", "400",
+                                 "--max-msgs-per-op", "30"), results)
+        self.assertIs(r["valid"], True)
+        r = perf.check(self.opts("--max-median-latency", "400",
+                                 "--max-latency", "600"), results)
+        self.assertIs(r["valid"], False)
+        self.assertEqual(r["reason"], "max stable latency 600 ms is not "
+                         "below --max-latency 600")
+        r = perf.check(self.opts("--max-latency", "600"),
+                       {"workload": {}, "net": {"servers": {}}})
+        self.assertEqual(r["valid"], "unknown")
+
+    def test_bad_options_exit_254(self):
+        devnull = open(os.devnull, "w")
+        old = sys.stderr
+        try:
+            sys.stderr = devnull
+            for argv in (["--topology", "ring"], ["--max-latency", "-1"],
+                         ["--max-msgs-per-op", "lots"]):
+                with self.assertRaises(SystemExit) as cm:
+                    self.opts(*argv)
+                self.assertEqual(cm.exception.code, 254, argv)
+        finally:
+            sys.stderr = old
+            devnull.close()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sys
 import tempfile
 import traceback
 
+from . import perf
 from .runner import EXIT_CRASH, Runner
 from .workloads import WORKLOADS
 
@@ -115,6 +116,7 @@ def build_parser():
                    help="copy node stderr to ours as well as node-logs/")
     p.add_argument("--timeout", type=_positive_int, default=5000,
                    help="client request timeout, ms (default 5000)")
+    perf.add_arguments(p)
     for w in WORKLOADS.values():
         w.add_arguments(p)
     return p

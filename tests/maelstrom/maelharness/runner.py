@@ -21,11 +21,11 @@ import sys
 import tempfile
 import time
 
-from . import checkers
+from . import checkers, perf
 from .nemesis import describe, random_partition
 from .net import KIND_CLIENT, KIND_NODE, KIND_SERVICE, Network
 from .services import make_services
-from .workloads.base import UnexpectedReply
+from .workloads.base import Outcome, UnexpectedReply
 
 DEFINITE_CODES = frozenset((1, 10, 11, 12, 14, 20, 21, 22, 30))
 INIT_TIMEOUT = 10.0
@@ -308,11 +308,15 @@ class Runner:
         client = slot.client
         extra = {"final": True} if final else {}
         inv = self.record(client.id, "invoke", req.f, req.value, **extra)
-        reply = await client.call(dict(req.body), self.timeout)
+        reply = await wl.perform(req, client, self.timeout)
         error = None
         value = req.value
-        if reply is None:
-            typ = "info"
+        if isinstance(reply, Outcome):      # decided by the workload
+            typ, value, error = reply
+        elif reply is None:
+            # Reference section 2: ops the workload marks idempotent
+            # (broadcast read, kafka assign) always fail, timeouts too.
+            typ = "fail" if req.f in wl.idempotent else "info"
             error = "net-timeout"
         elif reply.get("type") == "error":
             typ = error_type(reply.get("code"), req.f, wl.idempotent)
@@ -334,13 +338,15 @@ class Runner:
         if error is not None:
             extra["error"] = error
         self.record(client.id, typ, req.f, value, **extra)
-        if typ == "info" and wl.closes_clients_on_timeout:
+        if (typ == "info" or error == "net-timeout") and \
+                wl.closes_clients_on_timeout:
             # Jepsen: an :info op crashes the process; a client that is not
             # reusable is closed and a fresh one (new c id) takes its place.
             self.close_client(client)
             slot.client = self.new_client(slot.node)
             self.log("closed %s after %s; %s takes its place (bound to %s)"
                      % (client.id, "timeout" if error == "net-timeout"
+                        else "an info op" if error is None
                         else "indefinite error", slot.client.id, slot.node))
 
     async def op_task(self, slot, req):
@@ -464,7 +470,8 @@ class Runner:
 
     async def setup_node(self, nid, body):
         reply = await self.rpc_once(nid, dict(body), self.timeout)
-        if reply is None or reply.get("type") == "error":
+        # Maelstrom checks the reply schema: topology -> topology_ok.
+        if reply is None or reply.get("type") != "%s_ok" % body.get("type"):
             return "%s answered %s with %s" % (
                 nid, body.get("type"),
                 "nothing" if reply is None else _enc.encode(reply))
@@ -525,6 +532,9 @@ class Runner:
 
             async def finals(slot):
                 for req in wl.final_ops(slot.client):
+                    if isinstance(req, (int, float)):   # a pause, seconds
+                        await asyncio.sleep(req)
+                        continue
                     await self.run_op(slot, req, final=True)
             ok, _ = await self.until_abort(
                 asyncio.gather(*(finals(s) for s in slots)))
@@ -641,7 +651,10 @@ class Runner:
             results["availability"] = checkers.availability(
                 history, opts.availability)
         results["net"] = checkers.net(self.net.stats, op_count, self.faults)
-        order = ["net", "stats", "availability", "workload"]
+        perf_res = perf.check(opts, results)
+        if perf_res is not None:
+            results["perf"] = perf_res
+        order = ["net", "stats", "availability", "workload", "perf"]
         valid = checkers.merge_valid(results[k]["valid"]
                                      for k in order if k in results)
         reasons = []
@@ -678,12 +691,16 @@ class Runner:
         nt = results["net"]
         frac = st["ok-count"] / op_count if op_count else 1.0
         vtext = {True: "true", False: "false"}.get(valid, "unknown")
+        try:
+            extra = wl.summary(results["workload"])
+        except Exception as exc:
+            extra = "summary-error=%r" % exc
         line = ("%s valid=%s ops=%d ok=%d fail=%d info=%d avail=%.3f "
-                "servers-msgs-per-op=%.2f all-msgs-per-op=%.2f store=%s"
+                "servers-msgs-per-op=%.2f all-msgs-per-op=%.2f %sstore=%s"
                 % (wl.name, vtext, op_count, st["ok-count"],
                    st["fail-count"], st["info-count"], frac,
                    nt["servers"]["msgs-per-op"], nt["all"]["msgs-per-op"],
-                   self.store))
+                   extra + " " if extra else "", self.store))
         if reasons:
             line += " reason: " + "; ".join(reasons)
         self.summary = line

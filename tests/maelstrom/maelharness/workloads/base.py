@@ -14,16 +14,29 @@ list it in workloads/__init__.py.  The runner calls, in this order:
   w.gen_op(rng, client)            -> Request(f, value, body) or None (nothing
                                    to do now); body is the request without
                                    msg_id; value is recorded on the invoke
+  await w.perform(req, client, timeout)
+                                   -> carries out one op: by default sends
+                                   req.body and returns the reply body (None
+                                   on timeout).  Override for ops made of
+                                   several requests or none (kafka's poll +
+                                   commit_offsets, :crash); return an
+                                   Outcome(type, value, error) to set the
+                                   completion directly (complete is skipped)
   w.complete(op, reply, client)    -> value recorded on the ok completion;
                                    raise UnexpectedReply(text) for a reply the
                                    client cannot understand (op becomes info)
                                    op is the invoke event (dict, see checkers)
   w.final_ops(client)              -> [Request, ...] each client performs in
                                    order after the heal and 10 s wait (only
-                                   if has_final_phase); events get final=true
+                                   if has_final_phase); events get final=true;
+                                   may be a generator, advanced after each op
+                                   completes; a number in the sequence is a
+                                   pause of that many seconds
   w.check(history, test)           -> dict with "valid" (True/False/"unknown")
                                    and "reason" when not valid; test is a dict
                                    of the run's options
+  w.summary(result)                -> extra "k=v ..." text for the one-line
+                                   summary, from check's result ("" default)
 
 Class attributes:
   name                       the -w name
@@ -43,6 +56,10 @@ workload's per-client bookkeeping; a replacement client starts with {}.
 from collections import namedtuple
 
 Request = namedtuple("Request", "f value body")
+
+# A completion decided by Workload.perform: type "ok" | "fail" | "info",
+# the value to record, and the error (None for none).
+Outcome = namedtuple("Outcome", "type value error")
 
 
 class UnexpectedReply(Exception):
@@ -70,6 +87,9 @@ class Workload:
     def setup_requests(self, node_ids, rng):
         return []
 
+    async def perform(self, req, client, timeout):
+        return await client.call(dict(req.body), timeout)
+
     def gen_op(self, rng, client):
         raise NotImplementedError
 
@@ -81,6 +101,9 @@ class Workload:
 
     def check(self, history, test):
         raise NotImplementedError
+
+    def summary(self, result):
+        return ""
 
 
 def expect_type(reply, t):
