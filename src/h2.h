@@ -1,0 +1,158 @@
+/*
+ * An HTTP/2 cleartext server on libevent and nghttp2: h2c with prior
+ * knowledge (RFC 9113 section 3.3), which is how gRPC clients connect.
+ * It knows nothing of gRPC: it hands request headers and body bytes up
+ * through callbacks and sends back complete responses.
+ *
+ * One nghttp2_session per connection, one bufferevent per connection, all
+ * on the caller's event_base; nothing blocks and there are no threads.
+ *
+ * Limits, each from struct h2_config:
+ * - max_streams is sent as SETTINGS_MAX_CONCURRENT_STREAMS; nghttp2 refuses
+ *   streams beyond it.
+ * - max_header_list is sent as SETTINGS_MAX_HEADER_LIST_SIZE and enforced
+ *   on what arrives (name + value + 32 per field, RFC 9113 6.5.2): a stream
+ *   over it is reset.  nghttp2 also ends a connection that sends more than
+ *   a few CONTINUATION frames for one header block.
+ * - max_body bounds the request body of one stream still being read (a
+ *   413 and a reset past it).  Data that arrives after the response was
+ *   submitted is discarded, not counted.
+ * - max_output bounds what one connection may have queued for the socket:
+ *   past it the connection stops reading (a peer that does not read gets no
+ *   more work done for it) until the output drains to half.
+ * - handshake_timeout_ms: the client preface and first SETTINGS must
+ *   arrive in time.  idle_timeout_ms: a connection with no open stream for
+ *   that long gets GOAWAY and is closed.
+ * - max_conns: connections past it are accepted and closed at once.
+ *
+ * A broken preface or a protocol error closes that connection only (with
+ * GOAWAY when the peer spoke HTTP/2 at all); other connections and the
+ * process go on.
+ *
+ * Lifetimes:
+ * - struct h2_stream belongs to h2.  It is valid from the stream_open
+ *   callback until stream_close returns, and stream_close is called exactly
+ *   once for every stream stream_open accepted, whatever ends it: both
+ *   sides done, a reset, the connection dropping, or h2_server_free().
+ *   (nghttp2_session_del() calls no stream-close callback, so h2 keeps its
+ *   own list of open streams per connection and walks it.)  After
+ *   stream_close the pointer must not be used: the upper layer detaches
+ *   whatever it hung on it there.
+ * - h2_stream_respond() and h2_stream_reset() may be called from inside
+ *   any callback, or later from the loop.  They only queue frames; the
+ *   connection writes them on the next loop pass, so no callback ever
+ *   sees a connection freed under it.
+ */
+#ifndef DSD_H2_H
+#define DSD_H2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct evbuffer;
+struct h2_server;
+struct h2_stream;
+
+/* A header field to send; names are lower case, values any bytes. */
+struct h2_header {
+	const char	*name;
+	const char	*value;
+	size_t		 valuelen;	/* 0 means strlen(value) */
+};
+
+/*
+ * The upper layer's hooks.  user is the stream's pointer as returned by
+ * stream_open.  A callback returning -1 resets that stream (INTERNAL_ERROR)
+ * and nothing more; stream_close still follows.
+ */
+struct h2_callbacks {
+	/* A new request stream; return its state, or NULL to refuse it
+	 * (RST_STREAM REFUSED_STREAM, and no stream_close). */
+	void	*(*stream_open)(struct h2_stream *, void *arg);
+	/* One request header field, pseudo-header fields included.  name and
+	 * value are NUL-terminated; nghttp2 has validated them. */
+	int	 (*header)(struct h2_stream *, void *user, const char *name,
+		    size_t namelen, const char *value, size_t valuelen);
+	/* The request header block is complete. */
+	int	 (*headers_done)(struct h2_stream *, void *user);
+	/* Request body bytes, in order; not called once a response has
+	 * been submitted. */
+	int	 (*data)(struct h2_stream *, void *user, const uint8_t *,
+		    size_t);
+	/* The client finished its request (END_STREAM). */
+	int	 (*request_done)(struct h2_stream *, void *user);
+	/* The stream is gone; the last call for it.  error_code is the
+	 * HTTP/2 code it ended with, 0 for a normal end. */
+	void	 (*stream_close)(struct h2_stream *, void *user,
+		    uint32_t error_code);
+};
+
+struct h2_config {
+	const char	*listen;	/* "ADDR:PORT", "[ADDR6]:PORT" */
+	uint32_t	 max_streams;
+	uint32_t	 max_header_list;
+	size_t		 max_body;
+	size_t		 max_output;
+	int		 max_conns;
+	int		 handshake_timeout_ms;
+	int		 idle_timeout_ms;
+	uint32_t	 window;	/* stream receive window (SETTINGS) */
+	const struct h2_callbacks *cb;
+	void		*arg;		/* passed to stream_open */
+};
+
+/* Fill in the defaults: loopback, 100 streams, 16 KiB of headers, 64 MiB
+ * of body, 1 MiB of output, 10000 connections, 10 s handshake, 300 s
+ * idle, 1 MiB window.  listen and cb are left for the caller. */
+void		 h2_config_defaults(struct h2_config *);
+
+/*
+ * Bind and listen (start-up): returns NULL and logs why if the address
+ * does not parse or cannot be bound.  The config is copied; cb and arg
+ * must outlive the server.
+ */
+struct h2_server *h2_server_new(struct event_base *, const struct h2_config *);
+/* The bound port (useful with port 0). */
+int		 h2_server_port(const struct h2_server *);
+/* Open connections right now. */
+size_t		 h2_server_conns(const struct h2_server *);
+
+/*
+ * Graceful shutdown: stop accepting, send GOAWAY (last stream id = the last
+ * one seen) on every connection, let open streams finish, close each
+ * connection once it has none.  After grace_ms whatever is left is closed
+ * (its streams get stream_close).  done(arg) is called from the loop once
+ * no connection is left; it may call h2_server_free().
+ */
+void		 h2_server_shutdown(struct h2_server *, int grace_ms,
+		    void (*done)(void *), void *arg);
+/* Close every connection at once (stream_close for each open stream),
+ * then free the server.  Safe to call from done, not from any other h2
+ * callback. */
+void		 h2_server_free(struct h2_server *);
+
+struct event_base *h2_stream_base(const struct h2_stream *);
+int32_t		 h2_stream_id(const struct h2_stream *);
+/* Whether a response was already submitted on this stream. */
+int		 h2_stream_responded(const struct h2_stream *);
+
+/*
+ * Submit the whole response: headers (":status" first), then, if body is
+ * not NULL, its contents as DATA (the evbuffer is emptied: its chains are
+ * moved, not copied, and the caller still frees it), then trailers if
+ * ntrailers > 0.  With neither body nor trailers the headers end the
+ * stream.  Header names and values are copied.  If the client is still
+ * sending when the response ends, the stream is reset with NO_ERROR
+ * (RFC 9113 8.1) so that it stops.
+ * Returns 0, or -1 if a response was already submitted, the connection is
+ * closing, or memory ran out (the caller may then h2_stream_reset()).
+ */
+int		 h2_stream_respond(struct h2_stream *,
+		    const struct h2_header *hdrs, size_t nhdrs,
+		    struct evbuffer *body,
+		    const struct h2_header *trailers, size_t ntrailers);
+/* Reset the stream with an HTTP/2 error code (RST_STREAM). */
+void		 h2_stream_reset(struct h2_stream *, uint32_t error_code);
+
+#endif

@@ -1,0 +1,275 @@
+/*
+ * A gRPC server for the transport's tests (tests/grpc/test_grpc.py) and
+ * for h2load: the grpc/h2 modules with three test methods.
+ *
+ *   /dsd.test.v1.Test/Echo  replies the request bytes
+ *   /dsd.test.v1.Test/Slow  request: decimal milliseconds as text; replies
+ *                           "slept N" after that long, from a timer, and
+ *                           replies even if the call died meanwhile, so
+ *                           that the late-reply-to-a-dead-call path runs
+ *   /dsd.test.v1.Test/Fail  request: "CODE message"; answers that status
+ *                           and message (CODE 0: an empty reply)
+ *
+ * usage: grpc-test-server [-v] [-a addr] [-g grace-ms] [-H header-bytes]
+ *            [-i idle-ms] [-m max-message] [-s max-streams] port
+ * Prints "listening on ADDR:PORT" on stderr once bound (port 0 picks one);
+ * SIGTERM or SIGINT stops it gracefully and it exits 0.
+ */
+#include "config.h"
+
+#include <sys/queue.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "grpc.h"
+#include "log.h"
+#include "xmalloc.h"
+
+struct slow {
+	struct grpc_call	*call;
+	struct event		*timer;
+	long			 ms;
+	TAILQ_ENTRY(slow)	 entry;
+};
+
+static struct event_base	*base;
+static struct grpc_server	*srv;
+static TAILQ_HEAD(, slow)	 slows = TAILQ_HEAD_INITIALIZER(slows);
+static int			 grace_ms = 5000;
+
+static void
+echo(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	grpc_call_reply(call, req, len);
+}
+
+static void
+slow_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct slow	*s = arg;
+	char		 out[32];
+	int		 n;
+
+	n = snprintf(out, sizeof out, "slept %ld", s->ms);
+	/* Dropped, and -1, if the client left or the deadline passed. */
+	if (grpc_call_reply(s->call, out, (size_t)n) == -1)
+		log_debug("slow: reply after %ld ms dropped", s->ms);
+	TAILQ_REMOVE(&slows, s, entry);
+	event_free(s->timer);
+	free(s);
+}
+
+static void
+slow_cancelled(struct grpc_call *call, void *arg)
+{
+	struct slow	*s = arg;
+
+	/* Keep the timer: its late reply must be dropped harmlessly. */
+	log_debug("slow: call of %ld ms cancelled", s->ms);
+}
+
+/* Parse a whole decimal number in [min, max], or return -1. */
+static long
+parse_num(const char *p, size_t len, long min, long max)
+{
+	long	v = 0;
+	size_t	i;
+
+	if (len == 0 || len > 9)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v < min || v > max ? -1 : v;
+}
+
+static void
+slow(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	struct slow	*s;
+	struct timeval	 tv;
+	long		 ms;
+
+	if ((ms = parse_num((const char *)req, len, 0, 600000)) == -1) {
+		grpc_call_error(call, GRPC_INVALID_ARGUMENT,
+		    "want milliseconds as decimal text");
+		return;
+	}
+	if ((s = calloc(1, sizeof *s)) == NULL ||
+	    (s->timer = evtimer_new(base, slow_fire, s)) == NULL) {
+		free(s);
+		grpc_call_error(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	s->call = call;
+	s->ms = ms;
+	grpc_call_on_cancel(call, slow_cancelled, s);
+	TAILQ_INSERT_TAIL(&slows, s, entry);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(s->timer, &tv);
+}
+
+static void
+fail(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	const char	*p = (const char *)req, *sp;
+	char		*msg;
+	long		 code;
+
+	sp = memchr(p, ' ', len);
+	code = parse_num(p, sp != NULL ? (size_t)(sp - p) : len, 0, 16);
+	if (code == -1) {
+		grpc_call_error(call, GRPC_INVALID_ARGUMENT,
+		    "want \"CODE message\"");
+		return;
+	}
+	if (code == 0) {
+		grpc_call_reply(call, "", 0);
+		return;
+	}
+	if (sp == NULL)
+		msg = NULL;
+	else if ((msg = strndup(sp + 1, len - (size_t)(sp + 1 - p))) == NULL) {
+		grpc_call_error(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	grpc_call_error(call, (enum grpc_status)code, msg);
+	free(msg);
+}
+
+static const struct grpc_method test_methods[] = {
+	{ "/dsd.test.v1.Test/Echo", echo, NULL },
+	{ "/dsd.test.v1.Test/Slow", slow, NULL },
+	{ "/dsd.test.v1.Test/Fail", fail, NULL },
+	{ NULL, NULL, NULL }
+};
+
+static void
+stopped(void *arg)
+{
+	event_base_loopexit(base, NULL);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	log_info("caught signal %d, stopping", (int)sig);
+	grpc_server_shutdown(srv, grace_ms, stopped, NULL);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: grpc-test-server [-v] [-a addr] [-g grace-ms] "
+	    "[-H header-bytes] [-i idle-ms] [-m max-message] "
+	    "[-s max-streams] port\n");
+	exit(2);
+}
+
+static long
+num_arg(const char *s, long min, long max)
+{
+	long	v;
+
+	if ((v = parse_num(s, strlen(s), min, max)) == -1)
+		usage();
+	return v;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct grpc_config	 cfg;
+	struct event		*sigterm, *sigint;
+	struct slow		*s;
+	const char		*addr = "127.0.0.1";
+	char			*listen;
+	int			 ch, verbose = 0;
+	long			 port;
+
+	grpc_config_defaults(&cfg);
+	while ((ch = getopt(argc, argv, "a:g:H:i:m:s:v")) != -1) {
+		switch (ch) {
+		case 'a':
+			addr = optarg;
+			break;
+		case 'g':
+			grace_ms = (int)num_arg(optarg, 0, 600000);
+			break;
+		case 'H':
+			cfg.h2.max_header_list =
+			    (uint32_t)num_arg(optarg, 1024, 1 << 24);
+			break;
+		case 'i':
+			cfg.h2.idle_timeout_ms = (int)num_arg(optarg, 0,
+			    3600000);
+			break;
+		case 'm':
+			cfg.max_recv_message = cfg.max_send_message =
+			    (size_t)num_arg(optarg, 0, 1 << 30);
+			break;
+		case 's':
+			cfg.h2.max_streams = (uint32_t)num_arg(optarg, 1,
+			    100000);
+			break;
+		case 'v':
+			verbose++;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (argc - optind != 1)
+		usage();
+	port = num_arg(argv[optind], 0, 65535);
+
+	log_init("grpc-test-server", verbose);
+	signal(SIGPIPE, SIG_IGN);
+	if ((base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	xasprintf(&listen, strchr(addr, ':') != NULL ? "[%s]:%ld" : "%s:%ld",
+	    addr, port);
+	cfg.h2.listen = listen;
+	if ((srv = grpc_server_new(base, &cfg)) == NULL)
+		fatalx("cannot start the server on %s", listen);
+	if (grpc_server_register(srv, test_methods) == -1)
+		fatalx("cannot register the test methods");
+	sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
+	sigint = evsignal_new(base, SIGINT, on_signal, NULL);
+	if (sigterm == NULL || sigint == NULL ||
+	    evsignal_add(sigterm, NULL) == -1 || evsignal_add(sigint, NULL) == -1)
+		fatalx("cannot install signal handlers");
+	fprintf(stderr, strchr(addr, ':') != NULL ? "listening on [%s]:%d\n" :
+	    "listening on %s:%d\n", addr, grpc_server_port(srv));
+	fflush(stderr);
+
+	if (event_base_dispatch(base) == -1)
+		fatalx("event loop failed");
+
+	/* Whatever Slow still waits on dies with the server; answering a
+	 * dead call only frees it. */
+	grpc_server_free(srv);
+	while ((s = TAILQ_FIRST(&slows)) != NULL) {
+		TAILQ_REMOVE(&slows, s, entry);
+		grpc_call_error(s->call, GRPC_UNAVAILABLE, "server stopped");
+		event_free(s->timer);
+		free(s);
+	}
+	event_free(sigterm);
+	event_free(sigint);
+	event_base_free(base);
+	free(listen);
+	log_info("stopped");
+	return 0;
+}
