@@ -1,0 +1,71 @@
+/*
+ * A unary gRPC client on libevent and nghttp2, for dsd's own tools (the
+ * dsd-cli prompt, the dsd-bench load generator): h2c with prior knowledge,
+ * many calls in flight on one connection, a deadline per call.
+ *
+ * Lifetimes: a call's done function is called exactly once, from the loop
+ * or from grpcc_close(), with the reply borrowed for the duration of the
+ * call.  A connection that fails (refused, reset, protocol error, closed
+ * by the server) completes its pending calls with UNAVAILABLE and reports
+ * through on_state; the owner then frees it with grpcc_close().  After a
+ * GOAWAY the calls the server accepted still complete, new ones are
+ * refused (grpcc_is_up() turns 0), and the connection reports down once
+ * the last stream ends.  nghttp2 holds calls beyond the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS until streams free up, so callers may
+ * issue as many as they like.
+ *
+ * Re-entrancy: done and on_state may start calls and may call
+ * grpcc_close() on their own connection (the free is deferred until the
+ * callback returns).  Calls are sent at the next loop pass, so calls
+ * started together go out in one write.
+ */
+#ifndef DSD_GRPC_CLIENT_H
+#define DSD_GRPC_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct grpcc_conn;
+
+/* status is a gRPC status code (0 is OK); message may be NULL; reply is
+ * the response message without its 5-byte prefix. */
+typedef void	(*grpcc_done_fn)(void *arg, int status, const char *message,
+		    const uint8_t *reply, size_t len);
+
+struct grpcc_config {
+	const char	*addr;		/* "HOST:PORT" or "[V6]:PORT" */
+	size_t		 max_reply;	/* larger replies fail the call */
+	int		 connect_timeout_ms;
+	/* The connection is usable (up = 1) or gone (up = 0, with why). */
+	void		(*on_state)(struct grpcc_conn *, int up,
+			    const char *why, void *arg);
+	void		*arg;
+};
+
+/* Start connecting, to each address HOST resolves to in turn until one
+ * accepts; NULL (and *err set to a static string) if the address cannot
+ * be resolved.  The config is copied; addr is not kept. */
+struct grpcc_conn *grpcc_connect(struct event_base *,
+		    const struct grpcc_config *, const char **err);
+/*
+ * Start a call of path ("/pkg.Service/Method") with the request bytes
+ * (copied).  timeout_ms > 0 sends grpc-timeout and fails the call with
+ * DEADLINE_EXCEEDED locally if no answer came in time.  Returns 0, or -1
+ * if the connection is gone or draining after GOAWAY, or memory ran out
+ * (done is then not called).
+ */
+int		 grpcc_call(struct grpcc_conn *, const char *path,
+		    const void *req, size_t len, int timeout_ms,
+		    grpcc_done_fn done, void *arg);
+/* Calls started and not yet done. */
+size_t		 grpcc_pending(const struct grpcc_conn *);
+/* Connected, and new calls are accepted. */
+int		 grpcc_is_up(const struct grpcc_conn *);
+/* Close at once: pending calls complete with UNAVAILABLE first. */
+void		 grpcc_close(struct grpcc_conn *);
+
+/* Split "HOST:PORT" or "[V6]:PORT" (port required); 0 or -1. */
+int		 grpcc_split_addr(const char *, char **host, char **port);
+
+#endif
