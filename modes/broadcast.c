@@ -4,8 +4,9 @@
  * The overlay is a hub: the first of the sorted node ids.  A leaf that
  * gets a value from a client acknowledges it at once and forwards it to the
  * hub straight away; the hub sends every leaf one batch of what that leaf
- * lacks every --batch-interval milliseconds.  The topology Maelstrom
- * suggests is acknowledged and ignored.
+ * lacks at most --batch-interval milliseconds after the first of those
+ * values reached it.  The topology Maelstrom suggests is acknowledged and
+ * ignored.
  *
  * Why a hub: every value has to reach every node, and each delivery to a
  * node costs one message however many values it carries, so the cheapest
@@ -77,14 +78,16 @@ struct bc_state {
 };
 
 static const struct flag bc_flags[] = {
-	{ "batch-interval", FLAG_INT, "MS", "300", 1, 60000,
+	{ "batch-interval", FLAG_INT, "MS", "280", 1, 60000,
 	  "how often the hub sends each node a batch" },
-	{ "retry-interval", FLAG_INT, "MS", "2000", 10, 600000,
+	{ "retry-interval", FLAG_INT, "MS", "3000", 10, 600000,
 	  "resend values not acknowledged within this time" },
-	{ "ack-delay", FLAG_INT, "MS", "1000", 1, 600000,
+	{ "ack-delay", FLAG_INT, "MS", "1500", 1, 600000,
 	  "longest wait for traffic to carry an ack before sending it alone" },
 	{ NULL, 0, NULL, NULL, 0, 0, NULL }
 };
+
+static void	bc_schedule_batch(struct bc_state *);
 
 static int
 bc_init(struct dsd *d, void **statep)
@@ -215,6 +218,7 @@ bc_add(struct bc_state *s, json_int_t v, const struct bc_peer *from,
 			    bc_out_push(&s->peers[i].out, v) == -1)
 				log_warnx("broadcast: out of memory queueing");
 		}
+		bc_schedule_batch(s);
 	} else if (from_client && s->hub != NULL) {
 		if (bc_out_push(&s->hub->out, v) == -1)
 			log_warnx("broadcast: out of memory queueing");
@@ -318,7 +322,7 @@ bc_direct(struct mael *m, struct mael_msg *msg, void *state)
 		log_warnx("malformed direct values from %s", msg->src);
 }
 
-/* Hub: one batch per node per interval, only to nodes with news. */
+/* Hub: the batch is due; send every node what it lacks. */
 static void
 bc_on_batch(evutil_socket_t fd, short what, void *arg)
 {
@@ -327,6 +331,25 @@ bc_on_batch(evutil_socket_t fd, short what, void *arg)
 
 	for (i = 0; i < s->npeers; i++)
 		bc_flush(s, &s->peers[i], 0);
+}
+
+/*
+ * Hub: a value is waiting to be sent.  The batch leaves --batch-interval
+ * after the first value that waits for it, rather than on a fixed clock:
+ * no value waits longer than the interval either way, but a clock also
+ * ticks while nothing waits, so batches would be a little more frequent
+ * for the same worst case.  Idle, the hub sends nothing.
+ */
+static void
+bc_schedule_batch(struct bc_state *s)
+{
+	struct timeval	tv;
+
+	if (s->batch_ev == NULL || evtimer_pending(s->batch_ev, NULL))
+		return;
+	tv.tv_sec = s->batch_ms / 1000;
+	tv.tv_usec = (s->batch_ms % 1000) * 1000;
+	evtimer_add(s->batch_ev, &tv);
 }
 
 /* The hub is not acknowledging: send our unflooded values to all. */
@@ -416,14 +439,9 @@ bc_joined(struct mael *m, void *state)
 	log_info("broadcast: %s, hub %s, batch every %d ms",
 	    s->is_hub ? "hub" : "leaf", hub, s->batch_ms);
 
-	if (s->is_hub) {
-		s->batch_ev = event_new(mael_base(m), -1, EV_PERSIST,
-		    bc_on_batch, s);
-		tv.tv_sec = s->batch_ms / 1000;
-		tv.tv_usec = (s->batch_ms % 1000) * 1000;
-		if (s->batch_ev == NULL || event_add(s->batch_ev, &tv) == -1)
-			return -1;
-	}
+	if (s->is_hub &&
+	    (s->batch_ev = evtimer_new(mael_base(m), bc_on_batch, s)) == NULL)
+		return -1;
 	/* Retries and lone acks need a resolution well below their own
 	 * delays, not faster. */
 	tick = s->ack_delay_ms < s->retry_ms ? s->ack_delay_ms : s->retry_ms;

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "mael_fixture.h"
 #include "maelstrom.h"
 
 /* Framing. */
@@ -200,30 +201,15 @@ test_error_codes(void **unused)
 	assert_false(mael_is_client("lin-kv"));
 }
 
-/* The runtime over pipes. */
+/* The runtime over pipes (tests/unit/mael_fixture.c). */
 
 struct fixture {
-	struct event_base	*base;
-	struct mael		*m;
-	int			 to_node;	/* we write requests here */
-	int			 from_node;	/* we read its output here */
-	char			*out;		/* output collected so far */
-	size_t			 outlen;
-	int			 done, status;
+	struct mfx		*x;
 	int			 rpc_calls;
 	json_t			*rpc_reply;	/* body of the reply, or null */
 	struct mael_msg		*held;
 	int			 joined;
 };
-
-static void
-fx_done(struct mael *m, void *arg, int status)
-{
-	struct fixture	*fx = arg;
-
-	fx->done = 1;
-	fx->status = status;
-}
 
 static void
 fx_rpc_cb(struct mael *m, struct mael_msg *reply, void *arg)
@@ -281,27 +267,11 @@ static const struct mael_handler fx_handlers[] = {
 static int
 fx_setup(void **state)
 {
-	struct fixture		*fx;
-	struct mael_config	 cfg = { 0 };
-	int			 a[2], b[2];
+	struct fixture	*fx;
 
 	fx = calloc(1, sizeof *fx);
-	assert_int_equal(pipe(a), 0);
-	assert_int_equal(pipe(b), 0);
-	fx->base = event_base_new();
-	fx->to_node = a[1];
-	fx->from_node = b[0];
-	fcntl(b[0], F_SETFL, O_NONBLOCK);
-	cfg.infd = a[0];
-	cfg.outfd = b[1];
-	cfg.max_line = 1 << 20;
-	cfg.reply_deadline_ms = 200;
-	cfg.handlers = fx_handlers;
-	cfg.state = fx;
-	cfg.joined = fx_joined;
-	cfg.done = fx_done;
-	cfg.done_arg = fx;
-	fx->m = mael_new(fx->base, &cfg);
+	assert_non_null(fx);
+	fx->x = mfx_new(fx_handlers, fx, fx_joined, 200);
 	*state = fx;
 	return 0;
 }
@@ -312,80 +282,17 @@ fx_teardown(void **state)
 	struct fixture	*fx = *state;
 
 	mael_msg_release(fx->held);
-	mael_free(fx->m);
-	event_base_free(fx->base);
-	if (fx->to_node != -1)
-		close(fx->to_node);
-	close(fx->from_node);
+	mfx_free(fx->x);
 	json_decref(fx->rpc_reply);
-	free(fx->out);
 	free(fx);
 	return 0;
 }
 
-static void
-fx_write(struct fixture *fx, const char *s)
-{
-	size_t	len = strlen(s);
-
-	assert_int_equal(write(fx->to_node, s, len), (ssize_t)len);
-}
-
-/* Run the loop for about ms milliseconds, collecting output. */
-static void
-fx_pump(struct fixture *fx, int ms)
-{
-	uint64_t	end = mael_now_ms() + (uint64_t)ms;
-	char		buf[4096];
-	ssize_t		n;
-
-	do {
-		event_base_loop(fx->base, EVLOOP_NONBLOCK);
-		while ((n = read(fx->from_node, buf, sizeof buf)) > 0) {
-			fx->out = realloc(fx->out, fx->outlen + (size_t)n + 1);
-			memcpy(fx->out + fx->outlen, buf, (size_t)n);
-			fx->outlen += (size_t)n;
-			fx->out[fx->outlen] = '\0';
-		}
-		usleep(1000);
-	} while (mael_now_ms() < end);
-}
-
-/* Take the next output line as JSON, or NULL if there is none. */
-static json_t *
-fx_next(struct fixture *fx)
-{
-	char	*nl;
-	json_t	*j;
-	size_t	 len;
-
-	if (fx->out == NULL || (nl = memchr(fx->out, '\n', fx->outlen)) == NULL)
-		return NULL;
-	len = (size_t)(nl - fx->out);
-	j = json_loadb(fx->out, len, 0, NULL);
-	assert_non_null(j);	/* every output line is JSON */
-	memmove(fx->out, nl + 1, fx->outlen - len - 1);
-	fx->outlen -= len + 1;
-	fx->out[fx->outlen] = '\0';
-	return j;
-}
-
-static json_int_t
-jint(json_t *j, const char *path1, const char *path2)
-{
-	return json_integer_value(json_object_get(json_object_get(j, path1),
-	    path2));
-}
-
-static const char *
-jstr(json_t *j, const char *path1, const char *path2)
-{
-	json_t	*v = json_object_get(j, path1);
-
-	if (path2 != NULL)
-		v = json_object_get(v, path2);
-	return json_string_value(v);
-}
+#define fx_write(fx, s)	mfx_write((fx)->x, (s))
+#define fx_pump(fx, ms)	mfx_pump((fx)->x, (ms))
+#define fx_next(fx)	mfx_next((fx)->x)
+#define jint		mfx_int
+#define jstr		mfx_str
 
 static const char init_msg[] = "{\"src\":\"c0\",\"dest\":\"n0\",\"body\":"
     "{\"type\":\"init\",\"msg_id\":1,\"node_id\":\"n0\","
@@ -405,8 +312,8 @@ test_init_and_held(void **state)
 	fx_write(fx, init_msg);
 	fx_pump(fx, 20);
 	assert_int_equal(fx->joined, 1);
-	assert_string_equal(mael_node_id(fx->m), "n0");
-	assert_int_equal(mael_node_index(fx->m), 0);
+	assert_string_equal(mael_node_id(fx->x->m), "n0");
+	assert_int_equal(mael_node_index(fx->x->m), 0);
 
 	j = fx_next(fx);
 	assert_non_null(j);
@@ -441,7 +348,7 @@ test_bad_init_refused(void **state)
 	assert_string_equal(jstr(j, "body", "type"), "error");
 	assert_int_equal(jint(j, "body", "code"), MAEL_MALFORMED_REQUEST);
 	json_decref(j);
-	assert_null(mael_node_id(fx->m));
+	assert_null(mael_node_id(fx->x->m));
 	assert_int_equal(fx->joined, 0);
 }
 
@@ -469,7 +376,7 @@ test_bad_lines_skipped(void **state)
 	j = fx_next(fx);
 	assert_string_equal(jstr(j, "body", "type"), "pong");
 	json_decref(j);
-	assert_false(fx->done);
+	assert_false(fx->x->done);
 }
 
 static void
@@ -540,7 +447,7 @@ test_reply_deadline(void **state)
 	json_decref(fx_next(fx));	/* init_ok */
 	assert_non_null(fx->held);
 	fx_pump(fx, 250);
-	assert_int_equal(mael_reply(fx->m, fx->held,
+	assert_int_equal(mael_reply(fx->x->m, fx->held,
 	    json_pack("{s:s}", "type", "late")), -1);
 	fx_pump(fx, 10);
 	assert_null(fx_next(fx));
@@ -549,7 +456,7 @@ test_reply_deadline(void **state)
 	fx_write(fx, "{\"src\":\"n2\",\"dest\":\"n0\",\"body\":"
 	    "{\"type\":\"hold\",\"msg_id\":3}}\n");
 	fx_pump(fx, 250);
-	assert_int_equal(mael_reply(fx->m, fx->held,
+	assert_int_equal(mael_reply(fx->x->m, fx->held,
 	    json_pack("{s:s}", "type", "late")), 0);
 	fx_pump(fx, 10);
 	j = fx_next(fx);
@@ -568,13 +475,13 @@ test_unknown_dest_refused(void **state)
 	fx_write(fx, init_msg);
 	fx_pump(fx, 20);
 	json_decref(fx_next(fx));
-	assert_int_equal(mael_send(fx->m, "c99",
+	assert_int_equal(mael_send(fx->x->m, "c99",
 	    json_pack("{s:s}", "type", "x")), -1);
-	assert_int_equal(mael_send(fx->m, "n7",
+	assert_int_equal(mael_send(fx->x->m, "n7",
 	    json_pack("{s:s}", "type", "x")), -1);
-	assert_int_equal(mael_send(fx->m, "seq-kv",
+	assert_int_equal(mael_send(fx->x->m, "seq-kv",
 	    json_pack("{s:s}", "type", "x")), 0);
-	assert_int_equal(mael_send(fx->m, "n2",
+	assert_int_equal(mael_send(fx->x->m, "n2",
 	    json_pack("{s:s}", "type", "x")), 0);
 	fx_pump(fx, 10);
 	json_decref(fx_next(fx));
@@ -593,9 +500,9 @@ test_kv_helpers(void **state)
 	fx_write(fx, init_msg);
 	fx_pump(fx, 20);
 	json_decref(fx_next(fx));
-	assert_int_equal(mael_kv_cas(fx->m, "seq-kv", k, a, b, 1, 1000,
+	assert_int_equal(mael_kv_cas(fx->x->m, "seq-kv", k, a, b, 1, 1000,
 	    fx_rpc_cb, fx), 0);
-	assert_int_equal(mael_kv_read(fx->m, "lin-kv", k, 1000, fx_rpc_cb,
+	assert_int_equal(mael_kv_read(fx->x->m, "lin-kv", k, 1000, fx_rpc_cb,
 	    fx), 0);
 	fx_pump(fx, 10);
 	j = fx_next(fx);
@@ -625,11 +532,10 @@ test_eof_stops(void **state)
 	fx_write(fx, init_msg);
 	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
 	    "{\"type\":\"ping\",\"msg_id\":4}}");
-	close(fx->to_node);
-	fx->to_node = -1;
+	mfx_close_input(fx->x);
 	fx_pump(fx, 30);
-	assert_true(fx->done);
-	assert_int_equal(fx->status, 0);
+	assert_true(fx->x->done);
+	assert_int_equal(fx->x->status, 0);
 	json_decref(fx_next(fx));
 	json_t *j = fx_next(fx);
 	assert_non_null(j);
