@@ -196,6 +196,9 @@ grpcc_fail(struct grpcc_conn *conn, const char *why)
 		return;
 	conn->dead = 1;
 	snprintf(conn->why, sizeof conn->why, "%s", why);
+	/* Whatever else arrives would only be read and dropped. */
+	if (conn->bev != NULL)
+		bufferevent_disable(conn->bev, EV_READ);
 	grpcc_enter(conn);
 	/* done may start calls (refused now) or close: walk carefully. */
 	for (c = TAILQ_FIRST(&conn->calls); c != NULL; c = next) {
@@ -527,6 +530,7 @@ grpcc_connect(struct event_base *base, const struct grpcc_config *cfg,
 {
 	struct grpcc_conn		*conn;
 	nghttp2_session_callbacks	*cb;
+	nghttp2_option			*opt;
 	struct addrinfo			 hints, *ai = NULL;
 	char				*host, *port;
 	int				 rv;
@@ -573,7 +577,19 @@ grpcc_connect(struct event_base *base, const struct grpcc_config *cfg,
 	    grpcc_on_close);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb,
 	    grpcc_on_frame);
-	rv = nghttp2_session_client_new(&conn->session, cb, conn);
+	if (nghttp2_option_new(&opt) != 0) {
+		nghttp2_session_callbacks_del(cb);
+		goto fail;
+	}
+	/*
+	 * Until the server's SETTINGS arrive nghttp2 would assume 100
+	 * concurrent streams, and a server allowing fewer refuses the rest
+	 * (REFUSED_STREAM).  Assume one: the SETTINGS come within a round
+	 * trip, and the queued calls go out then.
+	 */
+	nghttp2_option_set_peer_max_concurrent_streams(opt, 1);
+	rv = nghttp2_session_client_new2(&conn->session, cb, conn, opt);
+	nghttp2_option_del(opt);
 	nghttp2_session_callbacks_del(cb);
 	if (rv != 0)
 		goto fail;

@@ -1,0 +1,164 @@
+#!/bin/sh
+# dsd's kvdb mode against etcd, side by side on this machine, with one load
+# generator (tools/dsd-bench speaks both APIs) and the same durability:
+# kvdb with --fsync=always (group commit: an fsync before each batch of
+# replies), etcd single-node with its default WAL fsync before it answers.
+# Each load gets a fresh server, alone on the machine with the generator,
+# its data in the same directory on the same disk whichever it is (so no
+# figure depends on what an earlier load left: etcd's reads, for one, slow
+# down several times once its database holds a few hundred thousand
+# revisions).  Prints each figure and the ratio dsd/etcd.  Not a test: it
+# asserts nothing, it reports.
+#
+# Needs etcd 3.4, which this script does not install:
+#	apt-get install etcd-server	(Debian 12; the service it enables
+#					 is not needed: systemctl disable --now etcd)
+#
+# usage: bench/kvdb-vs-etcd.sh [SECONDS per run, default 10]
+# BENCH_DIR sets where both data directories go (default: under /var/tmp,
+# which is on disk where /tmp may be memory).
+cd "$(dirname "$0")/.." || exit 1
+DSD=$PWD/src/dsd
+. tests/lib.sh
+SECS=${1:-10}
+BENCH=$PWD/tools/dsd-bench
+CLI=$PWD/tools/dsd-cli
+ETCD=$(command -v etcd)
+PREFILL=100000
+
+[ -x "$DSD" ] && [ -x "$BENCH" ] && [ -x "$CLI" ] || {
+	echo "build first: tools/setup" >&2
+	exit 1
+}
+[ -n "$ETCD" ] || {
+	echo "etcd not found: apt-get install etcd-server" >&2
+	exit 1
+}
+DIR=${BENCH_DIR:-$(mktemp -d /var/tmp/dsd-vs-etcd.XXXXXX)} || exit 1
+mkdir -p "$DIR"
+OUT=$DIR/results
+: >"$OUT"
+PID=
+
+stop() {
+	if [ -n "$PID" ]; then
+		kill "$PID" 2>/dev/null
+		wait "$PID" 2>/dev/null
+	fi
+	PID=
+}
+trap 'stop; [ -z "$BENCH_DIR" ] && rm -rf "$DIR"' EXIT
+trap 'exit 1' INT TERM
+
+# start_server TARGET: a fresh server of that kind, its data in $DIR; sets
+# ADDR and PID.
+start_server() {
+	rm -rf "$DIR/data"
+	ADDR=127.0.0.1:$(free_port)
+	if [ "$1" = kvdb ]; then
+		"$DSD" --mode=kvdb --listen "$ADDR" --data-dir "$DIR/data" \
+		    --fsync=always 2>"$DIR/server.log" &
+	else
+		peer=127.0.0.1:$(free_port)
+		"$ETCD" --name bench --data-dir "$DIR/data" \
+		    --listen-client-urls "http://$ADDR" \
+		    --advertise-client-urls "http://$ADDR" \
+		    --listen-peer-urls "http://$peer" \
+		    --initial-advertise-peer-urls "http://$peer" \
+		    --initial-cluster "bench=http://$peer" \
+		    --log-level error 2>"$DIR/server.log" &
+	fi
+	PID=$!
+	if ! wait_for 30 "$CLI" -a "$ADDR" health; then
+		echo "$1 did not start:" >&2
+		tail -n 20 "$DIR/server.log" >&2
+		exit 1
+	fi
+}
+
+# measure LABEL TARGET ARGS...: one dsd-bench run against a fresh server,
+# so that no figure depends on what an earlier run left; its summary
+# line, labelled, goes to the results.
+measure() {
+	label=$1
+	target=$2
+	shift 2
+	start_server "$target"
+	echo "  $target $label ($ADDR)" >&2
+	"$BENCH" -q --target "$target" -a "$ADDR" -d "$SECS" "$@" \
+	    >"$DIR/run.out" 2>"$DIR/run.err"
+	line=$(sed -n 's/^summary: //p' "$DIR/run.out")
+	if [ -z "$line" ]; then
+		echo "  dsd-bench failed:" >&2
+		cat "$DIR/run.err" >&2
+		line="target=$target ok=0 rps=0 p50_ms=0 p99_ms=0 errors=failed"
+	fi
+	echo "$label $line rss_kib=$(ps -o rss= -p "$PID" | tr -d ' ')" \
+	    >>"$OUT"
+	grep -E '^(throughput|latency|errors):' "$DIR/run.out" |
+	    sed 's/^/    /' >&2
+	stop
+}
+
+# The four loads of the issue.
+runs() {
+	measure set16x100 "$1" -c 16 -s 100 --mix set=1
+	measure get16x100 "$1" -c 16 -s 100 --mix get=1 --prefill "$PREFILL"
+	measure set1x1 "$1" -c 1 -s 1 --mix set=1
+	measure get1x1 "$1" -c 1 -s 1 --mix get=1 --prefill 1000
+}
+
+echo "machine: $(nproc) cores, $(uname -r); load before: $(cut -d' ' -f1-3 \
+    /proc/loadavg); data in $DIR ($(df -T "$DIR" | awk 'NR == 2 { print $2 }'))"
+echo "dsd kvdb, --fsync=always; etcd $("$ETCD" --version |
+    sed -n 's/^etcd Version: //p'), single node, default fsync;" \
+    "$SECS s per run"
+runs kvdb
+runs etcd
+
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+# The table: throughput for the loaded runs, p99 for 1x1 Get.
+awk '
+function field(line, name,    n, i, kv) {
+	n = split(line, kv, " ")
+	for (i = 2; i <= n; i++)
+		if (index(kv[i], name "=") == 1)
+			return substr(kv[i], length(name) + 2)
+	return ""
+}
+{
+	t = field($0, "target")
+	rps[$1, t] = field($0, "rps")
+	p50[$1, t] = field($0, "p50_ms")
+	p99[$1, t] = field($0, "p99_ms")
+	err[$1, t] = field($0, "errors")
+	rss[$1, t] = field($0, "rss_kib")
+}
+function row(name, what, k, unit,    d, e) {
+	if (what == "rps") { d = rps[k, "kvdb"]; e = rps[k, "etcd"] }
+	else { d = p99[k, "kvdb"]; e = p99[k, "etcd"] }
+	printf "%-44s %12s %12s %9s\n", name, d unit, e unit,
+	    (e + 0 > 0 ? sprintf("%.2fx", d / e) : "-")
+}
+END {
+	printf "%-44s %12s %12s %9s\n", "figure", "dsd kvdb", "etcd",
+	    "dsd/etcd"
+	row("durable Set/Put, 16 conns x 100 streams", "rps", "set16x100",
+	    "/s")
+	row("Get/serializable Range, 16 x 100", "rps", "get16x100", "/s")
+	row("durable Set/Put, 1 x 1", "rps", "set1x1", "/s")
+	row("Get/Range 1 x 1, p99 latency (lower wins)", "p99", "get1x1",
+	    " ms")
+	row("Get/Range 1 x 1", "rps", "get1x1", "/s")
+	row("durable Set/Put 1 x 1, p99 latency", "p99", "set1x1", " ms")
+	printf "\nevery run (latency in ms, server RSS at the end):\n"
+	split("set16x100 get16x100 set1x1 get1x1", runs, " ")
+	for (i = 1; i <= 4; i++)
+		for (j = 1; j <= 2; j++) {
+			t = j == 1 ? "kvdb" : "etcd"
+			printf "  %-10s %-5s %9s/s  p50 %s  p99 %s  " \
+			    "errors %s  rss %s KiB\n", runs[i], t,
+			    rps[runs[i], t], p50[runs[i], t], p99[runs[i], t],
+			    err[runs[i], t], rss[runs[i], t]
+		}
+}' "$OUT"

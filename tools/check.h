@@ -1,0 +1,24 @@
+/*
+ * dsd-cli check: the test batteries of the kvdb API against any running
+ * server (dsd-cli(1), CHECK).  They use the keys BASE to BASE+KEYS+15
+ * only, so runs with disjoint ranges can share a server; with --shared
+ * KEY their contention tests also meet on one key, and a wrapper checks
+ * that its final version is 1 plus the sum of the "contention successes"
+ * the runs print.
+ */
+#ifndef DSD_CHECK_H
+#define DSD_CHECK_H
+
+struct event_base;
+
+/*
+ * Run the batteries; argv[0] is "check", then its flags.  Prints one
+ * "ok -" or "not ok -" line per test and "N passed, M failed" at the end.
+ * Returns the exit status: 0 if every test passed, 1 if one failed, 2 for
+ * a usage error, 3 if the server could not be reached or the connection
+ * was lost.
+ */
+int	check_run(struct event_base *, const char *addr, int timeout_ms,
+	    int argc, char **argv);
+
+#endif

@@ -1,0 +1,971 @@
+/*
+ * dsd-bench: a load generator for dsd's kvdb mode, in the manner of
+ * redis-benchmark: C connections with S calls in flight on each, a mix of
+ * operations, a key range, a value size, a duration or a request count;
+ * a progress line every second, then throughput, latency percentiles and
+ * the count of every status.  --target etcd sends the same load to etcd's
+ * v3 KV API (Put and serializable Range), so one generator measures both.
+ *
+ * Writes need fresh keys (a Set of a present key changes nothing), so
+ * every set takes the next key never used before, after the prefilled
+ * ones; reads, testAndSets and deletes pick keys at random in the range.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "etcd-kv.pb-c.h"
+#include "grpc_client.h"
+#include "kvtool.h"
+
+#define BENCH_USAGE	2
+#define BENCH_NOCONN	3
+
+enum bench_op { OP_SET, OP_GET, OP_TAS, OP_DEL, NOPS };
+static const char	*bench_op_names[NOPS] = { "set", "get", "tas", "del" };
+
+enum bench_target { TARGET_KVDB, TARGET_ETCD };
+
+/* Statuses counted per operation: kvdb's four, or etcd's two. */
+#define NSTATUS		4
+static const char	*bench_kvdb_status[NSTATUS] = {
+	"SUCCESS", "ERROR", "ERROR_NE", "ERROR_WV"
+};
+static const char	*bench_etcd_status[NSTATUS] = {
+	"OK", "NOT_FOUND", "?", "?"
+};
+#define NGRPC		17	/* gRPC codes 0-16 */
+
+/*
+ * A log-linear latency histogram in nanoseconds, as HdrHistogram's: 32
+ * sub-buckets per power of two, so a percentile is within 1/32 (3%) of
+ * the true value, with exact counts below 64 ns.
+ */
+#define HIST_SUB_BITS	5
+#define HIST_SUB	(1 << HIST_SUB_BITS)
+#define HIST_BUCKETS	((64 - HIST_SUB_BITS + 1) * HIST_SUB)
+
+struct hist {
+	uint64_t	count;
+	uint64_t	max;
+	double		sum;
+	uint64_t	b[HIST_BUCKETS];
+};
+
+static size_t
+hist_index(uint64_t v)
+{
+	int	e;
+
+	if (v < 2 * HIST_SUB)
+		return (size_t)v;
+	e = 63 - __builtin_clzll(v) - HIST_SUB_BITS;
+	return (size_t)(e + 1) * HIST_SUB + (size_t)((v >> e) - HIST_SUB);
+}
+
+/* The highest value bucket i holds. */
+static uint64_t
+hist_high(size_t i)
+{
+	uint64_t	m;
+	int		e;
+
+	if (i < 2 * HIST_SUB)
+		return i;
+	e = (int)(i / HIST_SUB) - 1;
+	m = i % HIST_SUB + HIST_SUB;
+	return ((m + 1) << e) - 1;
+}
+
+static void
+hist_add(struct hist *h, uint64_t v)
+{
+	h->b[hist_index(v)]++;
+	h->count++;
+	h->sum += (double)v;
+	if (v > h->max)
+		h->max = v;
+}
+
+/* The q-quantile (0 < q <= 1), never above the maximum seen. */
+static uint64_t
+hist_quantile(const struct hist *h, double q)
+{
+	uint64_t	want, seen = 0;
+	size_t		i;
+
+	if (h->count == 0)
+		return 0;
+	want = (uint64_t)ceil(q * (double)h->count);
+	if (want == 0)
+		want = 1;
+	for (i = 0; i < HIST_BUCKETS; i++) {
+		seen += h->b[i];
+		if (seen >= want)
+			return hist_high(i) < h->max ? hist_high(i) : h->max;
+	}
+	return h->max;
+}
+
+struct bench;
+
+struct bench_conn {
+	struct bench		*b;
+	struct grpcc_conn	*conn;
+	int			 up, down;
+	int			 inflight;
+	char			*why;
+};
+
+struct bench_call {
+	struct bench_conn	*bc;
+	enum bench_op		 op;
+	uint64_t		 key;		/* index in the range */
+	uint64_t		 t0;
+	struct bench_call	*next;		/* on the free list */
+};
+
+enum bench_phase { PH_CONNECT, PH_PREFILL, PH_RUN, PH_DONE };
+
+struct bench {
+	struct event_base	*base;
+	const char		*addr;
+	enum bench_target	 target;
+	int			 nconns, streams;
+	unsigned		 mix[NOPS];
+	unsigned		 mixtotal;
+	uint64_t		 keys, prefill;
+	size_t			 value_size;
+	double			 duration;
+	uint64_t		 requests;	/* 0: by duration */
+	int			 timeout_ms;
+	int			 quiet;
+	mpz_t			 basekey, tmp;
+	uint8_t			*keybuf;
+	size_t			 keybufsize;
+	uint8_t			*value;
+	int64_t			*versions;	/* tas: version known */
+	struct bench_conn	*conns;
+	struct bench_call	*free_calls;
+	uint64_t		 rng;
+
+	enum bench_phase	 phase;
+	int			 stopping;
+	int			 inflight;
+	uint64_t		 prefill_next, prefill_done, prefill_failed;
+	uint64_t		 next_set;
+	uint64_t		 issued, completed, ok;
+	uint64_t		 start, last, prefill_start;
+	uint64_t		 tick_done, tick_ok;
+	int			 seconds;
+	int			 conns_lost;
+
+	struct hist		 total, interval, per_op[NOPS];
+	uint64_t		 status[NOPS][NSTATUS];
+	uint64_t		 other_status[NOPS];
+	uint64_t		 grpc_errors[NOPS][NGRPC];
+	uint64_t		 unknown_errors;
+
+	struct event		*tick_ev, *stop_ev, *drain_ev, *sigint_ev;
+};
+
+static void	bench_fill(struct bench_conn *);
+static void	bench_fill_all(struct bench *);
+
+static uint64_t
+bench_now(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+/* xorshift64*: cheap, and good enough to spread keys and operations. */
+static uint64_t
+bench_rand(struct bench *b)
+{
+	b->rng ^= b->rng >> 12;
+	b->rng ^= b->rng << 25;
+	b->rng ^= b->rng >> 27;
+	return b->rng * 0x2545f4914f6cdd1dULL;
+}
+
+/* The key of index i, in b->keybuf; its length, or 0 if out of memory. */
+static size_t
+bench_key(struct bench *b, uint64_t i)
+{
+	size_t	 n;
+	uint8_t	*p;
+
+	mpz_set_ui(b->tmp, (unsigned long)i);
+	mpz_add(b->tmp, b->tmp, b->basekey);
+	n = kvt_key_bytes(b->tmp, NULL, 0);
+	if (n > b->keybufsize) {
+		if ((p = realloc(b->keybuf, n)) == NULL)
+			return 0;
+		b->keybuf = p;
+		b->keybufsize = n;
+	}
+	return kvt_key_bytes(b->tmp, b->keybuf, b->keybufsize);
+}
+
+static enum bench_op
+bench_pick(struct bench *b)
+{
+	unsigned	r = (unsigned)(bench_rand(b) % b->mixtotal);
+	int		i;
+
+	for (i = 0; i < NOPS - 1; i++) {
+		if (r < b->mix[i])
+			return (enum bench_op)i;
+		r -= b->mix[i];
+	}
+	return (enum bench_op)(NOPS - 1);
+}
+
+/* Pack the request of an operation on key index k; malloc'ed. */
+static uint8_t *
+bench_pack(struct bench *b, enum bench_op op, uint64_t k, const char **path,
+    size_t *len)
+{
+	Etcdserverpb__PutRequest	 put = ETCDSERVERPB__PUT_REQUEST__INIT;
+	Etcdserverpb__RangeRequest	 range =
+	    ETCDSERVERPB__RANGE_REQUEST__INIT;
+	struct store_op			 sop;
+	ProtobufCMessage		*m;
+	size_t				 keylen;
+	uint8_t				*buf;
+
+	if ((keylen = bench_key(b, k)) == 0)
+		return NULL;
+	if (b->target == TARGET_ETCD) {
+		if (op == OP_SET) {
+			put.key.data = b->keybuf;
+			put.key.len = keylen;
+			put.value.data = b->value;
+			put.value.len = b->value_size;
+			m = &put.base;
+			*path = "/etcdserverpb.KV/Put";
+		} else {
+			range.key.data = b->keybuf;
+			range.key.len = keylen;
+			range.serializable = 1;
+			m = &range.base;
+			*path = "/etcdserverpb.KV/Range";
+		}
+		*len = protobuf_c_message_get_packed_size(m);
+		if ((buf = malloc(*len + 1)) != NULL)
+			protobuf_c_message_pack(m, buf);
+		return buf;
+	}
+	memset(&sop, 0, sizeof sop);
+	sop.key = b->keybuf;
+	sop.keylen = keylen;
+	switch (op) {
+	case OP_SET:
+		sop.type = STORE_OP_SET;
+		break;
+	case OP_GET:
+		sop.type = STORE_OP_GET;
+		break;
+	case OP_TAS:
+		sop.type = STORE_OP_TESTANDSET;
+		sop.version = b->versions != NULL ? b->versions[k] : 1;
+		break;
+	case OP_DEL:
+		sop.type = STORE_OP_DEL;
+		break;
+	default:
+		return NULL;
+	}
+	if (op == OP_SET || op == OP_TAS) {
+		sop.timestamp = kvt_now_ms();
+		sop.data = b->value;
+		sop.datalen = b->value_size;
+	}
+	*path = kvt_op_path(sop.type);
+	return kvt_op_pack(&sop, len);
+}
+
+/*
+ * Read a reply's status: an index into the status names, or -1 if the
+ * reply does not decode.  Keeps the versions testAndSet needs.
+ */
+static int
+bench_status(struct bench *b, enum bench_op op, uint64_t k,
+    const uint8_t *p, size_t len)
+{
+	Etcdserverpb__RangeResponse	*rr;
+	struct kvt_reply		 r;
+	int				 st;
+
+	if (b->target == TARGET_ETCD) {
+		if (op == OP_SET)
+			return 0;
+		if ((rr = etcdserverpb__range_response__unpack(NULL, len,
+		    p)) == NULL)
+			return -1;
+		st = rr->n_kvs > 0 ? 0 : 1;
+		etcdserverpb__range_response__free_unpacked(rr, NULL);
+		return st;
+	}
+	if (kvt_reply_decode(p, len, &r) == -1)
+		return -1;
+	st = r.status;
+	if (op == OP_TAS && b->versions != NULL) {
+		if (st == STORE_SUCCESS)
+			b->versions[k]++;
+		else if (st == STORE_ERROR_WV && r.has_value)
+			b->versions[k] = r.version;
+	}
+	kvt_reply_free(&r);
+	return st >= 0 && st < NSTATUS ? st : NSTATUS;
+}
+
+static int
+bench_may_issue(const struct bench *b)
+{
+	if (b->phase == PH_PREFILL)
+		return b->prefill_next < b->prefill;
+	if (b->phase == PH_RUN)
+		return !b->stopping &&
+		    (b->requests == 0 || b->issued < b->requests);
+	return 0;
+}
+
+static void
+bench_finish_run(struct bench *b)
+{
+	b->phase = PH_DONE;
+	event_base_loopbreak(b->base);
+}
+
+static void	bench_start_run(struct bench *);
+
+static void
+bench_done(void *arg, int status, const char *message, const uint8_t *reply,
+    size_t len)
+{
+	struct bench_call	*c = arg;
+	struct bench_conn	*bc = c->bc;
+	struct bench		*b = bc->b;
+	uint64_t		 now = bench_now(), lat = now - c->t0;
+	int			 st = -1;
+
+	if (status == 0)
+		st = bench_status(b, c->op, c->key, reply, len);
+	bc->inflight--;
+	b->inflight--;
+	if (b->phase == PH_PREFILL) {
+		b->prefill_done++;
+		if (status != 0 || st != 0)
+			b->prefill_failed++;
+	} else if (b->phase == PH_RUN) {
+		b->completed++;
+		b->last = now;
+		if (status != 0) {
+			if (status > 0 && status < NGRPC)
+				b->grpc_errors[c->op][status]++;
+			else
+				b->unknown_errors++;
+		} else if (st == -1)
+			b->unknown_errors++;
+		else {
+			b->ok++;
+			hist_add(&b->total, lat);
+			hist_add(&b->interval, lat);
+			hist_add(&b->per_op[c->op], lat);
+			if (st < NSTATUS)
+				b->status[c->op][st]++;
+			else
+				b->other_status[c->op]++;
+		}
+	}
+	c->next = b->free_calls;
+	b->free_calls = c;
+
+	if (b->phase == PH_PREFILL && b->prefill_done == b->prefill) {
+		bench_start_run(b);
+		return;
+	}
+	bench_fill(bc);
+	/* The last call: start more elsewhere, or end (stopped, or every
+	 * connection lost). */
+	if (b->inflight == 0)
+		bench_fill_all(b);
+}
+
+/* Start one call on bc; 0, or -1 if it could not start. */
+static int
+bench_issue(struct bench_conn *bc)
+{
+	struct bench		*b = bc->b;
+	struct bench_call	*c;
+	enum bench_op		 op;
+	const char		*path;
+	uint8_t			*req;
+	uint64_t		 k;
+	size_t			 len;
+	int			 rv;
+
+	if (b->phase == PH_PREFILL) {
+		op = OP_SET;
+		k = b->prefill_next;
+	} else {
+		op = bench_pick(b);
+		if (op == OP_SET)
+			k = b->prefill + b->next_set;
+		else
+			k = bench_rand(b) % b->keys;
+	}
+	if ((c = b->free_calls) != NULL)
+		b->free_calls = c->next;
+	else if ((c = malloc(sizeof *c)) == NULL)
+		return -1;
+	if ((req = bench_pack(b, op, k, &path, &len)) == NULL) {
+		c->next = b->free_calls;
+		b->free_calls = c;
+		return -1;
+	}
+	c->bc = bc;
+	c->op = op;
+	c->key = k;
+	c->t0 = bench_now();
+	rv = grpcc_call(bc->conn, path, req, len, b->timeout_ms, bench_done,
+	    c);
+	free(req);
+	if (rv == -1) {
+		c->next = b->free_calls;
+		b->free_calls = c;
+		return -1;
+	}
+	if (b->phase == PH_PREFILL)
+		b->prefill_next++;
+	else {
+		b->issued++;
+		if (op == OP_SET)
+			b->next_set++;
+	}
+	bc->inflight++;
+	b->inflight++;
+	return 0;
+}
+
+/* Keep S calls in flight on a connection. */
+static void
+bench_fill(struct bench_conn *bc)
+{
+	while (bc->up && !bc->down && bc->inflight < bc->b->streams &&
+	    bench_may_issue(bc->b))
+		if (bench_issue(bc) == -1)
+			break;
+}
+
+static void
+bench_fill_all(struct bench *b)
+{
+	int	i;
+
+	for (i = 0; i < b->nconns; i++)
+		bench_fill(&b->conns[i]);
+	/* Nothing could start: every connection is gone. */
+	if (b->inflight == 0 && b->phase != PH_CONNECT)
+		bench_finish_run(b);
+}
+
+/* The duration is over, or ^C: start nothing more, report. */
+static void
+bench_on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	struct bench	*b = arg;
+
+	if (b->phase != PH_RUN) {
+		/* Before the run: nothing worth reporting. */
+		b->phase = PH_DONE;
+		event_base_loopbreak(b->base);
+		return;
+	}
+	b->stopping = 1;
+	if (b->inflight == 0)
+		bench_finish_run(b);
+}
+
+static void
+bench_start_run(struct bench *b)
+{
+	struct timeval	tv;
+	double		secs;
+
+	if (b->prefill > 0) {
+		secs = (double)(bench_now() - b->prefill_start) / 1e9;
+		fprintf(stderr, "prefill: %llu keys in %.2f s (%.0f/s)",
+		    (unsigned long long)b->prefill, secs,
+		    secs > 0 ? (double)b->prefill / secs : 0.0);
+		if (b->prefill_failed > 0)
+			fprintf(stderr, "; %llu sets failed (present already, "
+			    "or errors)", (unsigned long long)b->prefill_failed);
+		fprintf(stderr, "\n");
+	}
+	b->phase = PH_RUN;
+	b->start = b->last = bench_now();
+	if (b->requests == 0) {
+		tv.tv_sec = (time_t)b->duration;
+		tv.tv_usec = (suseconds_t)((b->duration - (double)tv.tv_sec) *
+		    1e6);
+		evtimer_add(b->stop_ev, &tv);
+	}
+	tv.tv_sec = 1;
+	tv.tv_usec = 0;
+	event_add(b->tick_ev, &tv);
+	bench_fill_all(b);
+}
+
+static void
+bench_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct bench	*b = arg;
+	uint64_t	 errs;
+
+	b->seconds++;
+	errs = (b->completed - b->ok) - b->tick_done;
+	if (!b->quiet)
+		fprintf(stderr, "[%3ds] %llu calls/s, p50 %.3f ms, p99 %.3f "
+		    "ms, max %.3f ms, in flight %d, errors %llu\n",
+		    b->seconds, (unsigned long long)(b->ok - b->tick_ok),
+		    (double)hist_quantile(&b->interval, 0.5) / 1e6,
+		    (double)hist_quantile(&b->interval, 0.99) / 1e6,
+		    (double)b->interval.max / 1e6, b->inflight,
+		    (unsigned long long)errs);
+	b->tick_done += errs;
+	b->tick_ok = b->ok;
+	memset(&b->interval, 0, sizeof b->interval);
+}
+
+static void
+bench_on_state(struct grpcc_conn *conn, int up, const char *why, void *arg)
+{
+	struct bench_conn	*bc = arg;
+	struct bench		*b = bc->b;
+	int			 i;
+
+	if (up) {
+		bc->up = 1;
+		if (b->phase != PH_CONNECT)
+			return;
+		for (i = 0; i < b->nconns; i++)
+			if (!b->conns[i].up)
+				return;
+		/* All up: start. */
+		b->prefill_start = bench_now();
+		if (b->prefill > 0) {
+			b->phase = PH_PREFILL;
+			bench_fill_all(b);
+		} else
+			bench_start_run(b);
+		return;
+	}
+	bc->down = 1;
+	bc->why = strdup(why != NULL ? why : "unknown");
+	if (b->phase == PH_CONNECT) {
+		fprintf(stderr, "dsd-bench: cannot connect to %s: %s\n",
+		    b->addr, bc->why != NULL ? bc->why : "unknown");
+		b->phase = PH_DONE;
+		event_base_loopbreak(b->base);
+		return;
+	}
+	b->conns_lost++;
+	fprintf(stderr, "dsd-bench: connection %d to %s lost: %s\n",
+	    (int)(bc - b->conns), b->addr, bc->why != NULL ? bc->why :
+	    "unknown");
+}
+
+static void
+bench_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct bench	*b = arg;
+
+	fprintf(stderr, "dsd-bench: %d calls still without an answer; "
+	    "giving up on them\n", b->inflight);
+	b->phase = PH_DONE;
+	event_base_loopbreak(b->base);
+}
+
+static void
+bench_print_lat(const char *label, const struct hist *h)
+{
+	printf("%-11s p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f "
+	    "ms\n", label, (double)hist_quantile(h, 0.5) / 1e6,
+	    (double)hist_quantile(h, 0.99) / 1e6,
+	    (double)hist_quantile(h, 0.999) / 1e6, (double)h->max / 1e6,
+	    h->count > 0 ? h->sum / (double)h->count / 1e6 : 0.0);
+}
+
+static void
+bench_report(struct bench *b)
+{
+	const char	**names = b->target == TARGET_ETCD ?
+			    bench_etcd_status : bench_kvdb_status;
+	double		  secs = (double)(b->last - b->start) / 1e9;
+	uint64_t	  errors = b->unknown_errors;
+	char		  label[32];
+	int		  i, j, any;
+
+	for (i = 0; i < NOPS; i++)
+		for (j = 0; j < NGRPC; j++)
+			errors += b->grpc_errors[i][j];
+	printf("target:      %s at %s\n", b->target == TARGET_ETCD ? "etcd" :
+	    "kvdb", b->addr);
+	printf("load:        %d connections x %d streams, value %zu bytes, "
+	    "keys %llu, prefill %llu\n", b->nconns, b->streams, b->value_size,
+	    (unsigned long long)b->keys, (unsigned long long)b->prefill);
+	printf("mix:        ");
+	for (i = 0; i < NOPS; i++)
+		if (b->mix[i] > 0)
+			printf(" %s=%u", bench_op_names[i], b->mix[i]);
+	printf("\n");
+	printf("requests:    %llu answered in %.2f s, %llu errors\n",
+	    (unsigned long long)b->ok, secs, (unsigned long long)errors);
+	printf("throughput:  %.0f calls/s\n", secs > 0 ?
+	    (double)b->ok / secs : 0.0);
+	bench_print_lat("latency:", &b->total);
+	for (i = 0; i < NOPS; i++) {
+		if (b->per_op[i].count == 0)
+			continue;
+		snprintf(label, sizeof label, "  %s", bench_op_names[i]);
+		bench_print_lat(label, &b->per_op[i]);
+	}
+	printf("statuses:   ");
+	for (i = 0, any = 0; i < NOPS; i++) {
+		for (j = 0; j < NSTATUS; j++)
+			if (b->status[i][j] > 0) {
+				printf("%s %s %s %llu", any ? "," : "",
+				    bench_op_names[i], names[j],
+				    (unsigned long long)b->status[i][j]);
+				any = 1;
+			}
+		if (b->other_status[i] > 0) {
+			printf("%s %s other %llu", any ? "," : "",
+			    bench_op_names[i],
+			    (unsigned long long)b->other_status[i]);
+			any = 1;
+		}
+	}
+	printf("%s\n", any ? "" : " none");
+	printf("errors:     ");
+	for (i = 0, any = 0; i < NOPS; i++)
+		for (j = 0; j < NGRPC; j++)
+			if (b->grpc_errors[i][j] > 0) {
+				printf("%s %s %s %llu", any ? "," : "",
+				    bench_op_names[i], kvt_grpc_code_name(j),
+				    (unsigned long long)b->grpc_errors[i][j]);
+				any = 1;
+			}
+	if (b->unknown_errors > 0) {
+		printf("%s undecodable replies %llu", any ? "," : "",
+		    (unsigned long long)b->unknown_errors);
+		any = 1;
+	}
+	printf("%s\n", any ? "" : " none");
+	/* One line for scripts. */
+	printf("summary: target=%s ok=%llu secs=%.3f rps=%.0f p50_ms=%.3f "
+	    "p99_ms=%.3f p999_ms=%.3f max_ms=%.3f errors=%llu\n",
+	    b->target == TARGET_ETCD ? "etcd" : "kvdb",
+	    (unsigned long long)b->ok, secs,
+	    secs > 0 ? (double)b->ok / secs : 0.0,
+	    (double)hist_quantile(&b->total, 0.5) / 1e6,
+	    (double)hist_quantile(&b->total, 0.99) / 1e6,
+	    (double)hist_quantile(&b->total, 0.999) / 1e6,
+	    (double)b->total.max / 1e6, (unsigned long long)errors);
+	fflush(stdout);
+}
+
+/* "set=50,get=50"; 0 or -1. */
+static int
+bench_parse_mix(struct bench *b, const char *s)
+{
+	char		*copy, *item, *save = NULL, *eq;
+	int64_t		 w;
+	int		 i, rv = -1;
+
+	memset(b->mix, 0, sizeof b->mix);
+	if ((copy = strdup(s)) == NULL)
+		return -1;
+	for (item = strtok_r(copy, ",", &save); item != NULL;
+	    item = strtok_r(NULL, ",", &save)) {
+		if ((eq = strchr(item, '=')) == NULL)
+			goto out;
+		*eq = '\0';
+		if (strcmp(item, "put") == 0)
+			item = "set";
+		else if (strcmp(item, "range") == 0)
+			item = "get";
+		for (i = 0; i < NOPS; i++)
+			if (strcmp(item, bench_op_names[i]) == 0)
+				break;
+		if (i == NOPS || kvt_parse_i64(eq + 1, &w) == -1 || w < 0 ||
+		    w > 1000000)
+			goto out;
+		b->mix[i] = (unsigned)w;
+	}
+	b->mixtotal = 0;
+	for (i = 0; i < NOPS; i++)
+		b->mixtotal += b->mix[i];
+	if (b->mixtotal > 0)
+		rv = 0;
+out:
+	free(copy);
+	return rv;
+}
+
+static void __attribute__((noreturn))
+bench_usage(void)
+{
+	fprintf(stderr, "usage: dsd-bench [-q] [-a addr:port] [-c connections] "
+	    "[-s streams] [-d seconds | -n requests]\n"
+	    "           [-t timeout-ms] [--mix op=weight,...] [--keys N] "
+	    "[--prefill N]\n"
+	    "           [--value-size bytes] [--base KEY] "
+	    "[--target kvdb|etcd]\n");
+	exit(BENCH_USAGE);
+}
+
+static int64_t
+bench_num(const char *opt, const char *s, int64_t min, int64_t max)
+{
+	int64_t	v;
+
+	if (kvt_parse_i64(s, &v) == -1 || v < min || v > max) {
+		fprintf(stderr, "dsd-bench: %s takes a number from %lld to "
+		    "%lld\n", opt, (long long)min, (long long)max);
+		exit(BENCH_USAGE);
+	}
+	return v;
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { O_MIX = 256, O_KEYS, O_PREFILL, O_VALUE, O_TARGET, O_BASE };
+	static const struct option	 longopts[] = {
+		{ "mix", required_argument, NULL, O_MIX },
+		{ "keys", required_argument, NULL, O_KEYS },
+		{ "prefill", required_argument, NULL, O_PREFILL },
+		{ "value-size", required_argument, NULL, O_VALUE },
+		{ "target", required_argument, NULL, O_TARGET },
+		{ "base", required_argument, NULL, O_BASE },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct bench			 b;
+	struct grpcc_config		 cfg;
+	struct timeval			 tv;
+	const char			*mix = NULL, *err;
+	char				*end, *host, *port;
+	int				 ch, i, keys_given = 0, rv = 0;
+	int				 d_given = 0, n_given = 0;
+	uint64_t			 k;
+
+	memset(&b, 0, sizeof b);
+	mpz_init(b.basekey);
+	mpz_init(b.tmp);
+	b.nconns = 4;
+	b.streams = 16;
+	b.keys = 100000;
+	b.value_size = 100;
+	b.duration = 10;
+	while ((ch = getopt_long(argc, argv, "a:c:d:hn:qs:t:", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'a':
+			b.addr = optarg;
+			break;
+		case 'c':
+			b.nconns = (int)bench_num("-c", optarg, 1, 10000);
+			break;
+		case 's':
+			b.streams = (int)bench_num("-s", optarg, 1, 100000);
+			break;
+		case 'd':
+			errno = 0;
+			b.duration = strtod(optarg, &end);
+			if (errno != 0 || *end != '\0' || end == optarg ||
+			    !(b.duration > 0 && b.duration < 1e6)) {
+				fprintf(stderr, "dsd-bench: -d takes seconds, "
+				    "more than 0\n");
+				return BENCH_USAGE;
+			}
+			d_given = 1;
+			break;
+		case 'n':
+			b.requests = (uint64_t)bench_num("-n", optarg, 1,
+			    INT64_MAX);
+			n_given = 1;
+			break;
+		case 't':
+			b.timeout_ms = (int)bench_num("-t", optarg, 0,
+			    INT_MAX);
+			break;
+		case 'q':
+			b.quiet = 1;
+			break;
+		case O_MIX:
+			mix = optarg;
+			break;
+		case O_KEYS:
+			b.keys = (uint64_t)bench_num("--keys", optarg, 1,
+			    INT64_MAX);
+			keys_given = 1;
+			break;
+		case O_PREFILL:
+			b.prefill = (uint64_t)bench_num("--prefill", optarg,
+			    0, INT64_MAX);
+			break;
+		case O_VALUE:
+			b.value_size = (size_t)bench_num("--value-size",
+			    optarg, 0, 64 << 20);
+			break;
+		case O_TARGET:
+			if (strcmp(optarg, "kvdb") == 0)
+				b.target = TARGET_KVDB;
+			else if (strcmp(optarg, "etcd") == 0)
+				b.target = TARGET_ETCD;
+			else {
+				fprintf(stderr, "dsd-bench: --target is kvdb "
+				    "or etcd\n");
+				return BENCH_USAGE;
+			}
+			break;
+		case O_BASE:
+			if (kvt_key_parse_mpz(optarg, b.basekey, &err) == -1) {
+				fprintf(stderr, "dsd-bench: --base: %s\n", err);
+				return BENCH_USAGE;
+			}
+			break;
+		default:
+			bench_usage();
+		}
+	}
+	if (optind != argc || (d_given && n_given))
+		bench_usage();
+	if (b.addr == NULL)
+		b.addr = b.target == TARGET_ETCD ? "127.0.0.1:2379" :
+		    KVT_DEFAULT_ADDR;
+	if (grpcc_split_addr(b.addr, &host, &port) == -1) {
+		fprintf(stderr, "dsd-bench: -a takes host:port or "
+		    "[ipv6]:port\n");
+		return BENCH_USAGE;
+	}
+	free(host);
+	free(port);
+	if (bench_parse_mix(&b, mix != NULL ? mix : "set=50,get=50") == -1) {
+		fprintf(stderr, "dsd-bench: --mix is op=weight,... with ops "
+		    "set, get, tas, del and a weight above 0\n");
+		return BENCH_USAGE;
+	}
+	if (b.target == TARGET_ETCD && (b.mix[OP_TAS] || b.mix[OP_DEL])) {
+		fprintf(stderr, "dsd-bench: --target etcd has set (Put) and "
+		    "get (Range) only\n");
+		return BENCH_USAGE;
+	}
+	if (!keys_given && b.prefill > 0)
+		b.keys = b.prefill;
+	if ((b.value = malloc(b.value_size + 1)) == NULL) {
+		fprintf(stderr, "dsd-bench: out of memory\n");
+		return 1;
+	}
+	b.rng = (uint64_t)bench_now() ^ ((uint64_t)getpid() << 32) ^
+	    0x9e3779b97f4a7c15ULL;
+	for (k = 0; k < b.value_size; k++)
+		b.value[k] = (uint8_t)('a' + bench_rand(&b) % 26);
+	/* testAndSet tries the version it last saw: 1 after a prefill. */
+	if (b.mix[OP_TAS] > 0 && b.target == TARGET_KVDB &&
+	    b.keys <= 100000000) {
+		if ((b.versions = malloc(b.keys * sizeof *b.versions)) ==
+		    NULL) {
+			fprintf(stderr, "dsd-bench: out of memory\n");
+			return 1;
+		}
+		for (k = 0; k < b.keys; k++)
+			b.versions[k] = 1;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	if ((b.base = event_base_new()) == NULL ||
+	    (b.conns = calloc((size_t)b.nconns, sizeof *b.conns)) == NULL ||
+	    (b.tick_ev = event_new(b.base, -1, EV_PERSIST, bench_on_tick,
+	    &b)) == NULL ||
+	    (b.stop_ev = evtimer_new(b.base, bench_on_stop, &b)) == NULL ||
+	    (b.drain_ev = evtimer_new(b.base, bench_on_drain, &b)) == NULL ||
+	    (b.sigint_ev = evsignal_new(b.base, SIGINT, bench_on_stop,
+	    &b)) == NULL || event_add(b.sigint_ev, NULL) == -1) {
+		fprintf(stderr, "dsd-bench: out of memory\n");
+		return 1;
+	}
+	for (i = 0; i < b.nconns; i++) {
+		memset(&cfg, 0, sizeof cfg);
+		cfg.addr = b.addr;
+		cfg.connect_timeout_ms = 5000;
+		cfg.on_state = bench_on_state;
+		cfg.arg = &b.conns[i];
+		b.conns[i].b = &b;
+		if ((b.conns[i].conn = grpcc_connect(b.base, &cfg,
+		    &err)) == NULL) {
+			fprintf(stderr, "dsd-bench: cannot connect to %s: %s\n",
+			    b.addr, err);
+			return BENCH_NOCONN;
+		}
+	}
+	event_base_dispatch(b.base);
+	if (b.phase == PH_RUN || b.inflight > 0) {
+		/* Stopped with calls out: give them a moment. */
+		tv.tv_sec = 10;
+		tv.tv_usec = 0;
+		evtimer_add(b.drain_ev, &tv);
+		b.stopping = 1;
+		if (b.inflight > 0)
+			event_base_dispatch(b.base);
+	}
+	if (b.start == 0) {
+		rv = BENCH_NOCONN;
+		goto out;
+	}
+	event_del(b.tick_ev);
+	bench_report(&b);
+	if (b.conns_lost > 0 || b.completed != b.ok)
+		rv = 1;
+out:
+	for (i = 0; i < b.nconns; i++) {
+		grpcc_close(b.conns[i].conn);
+		free(b.conns[i].why);
+	}
+	while (b.free_calls != NULL) {
+		struct bench_call	*c = b.free_calls;
+
+		b.free_calls = c->next;
+		free(c);
+	}
+	event_free(b.tick_ev);
+	event_free(b.stop_ev);
+	event_free(b.drain_ev);
+	event_free(b.sigint_ev);
+	event_base_free(b.base);
+	free(b.conns);
+	free(b.value);
+	free(b.versions);
+	free(b.keybuf);
+	mpz_clear(b.basekey);
+	mpz_clear(b.tmp);
+	return rv;
+}

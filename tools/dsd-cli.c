@@ -1,0 +1,723 @@
+/*
+ * dsd-cli: the command-line client of dsd's kvdb mode.  One-shot commands
+ * for scripts, an interactive prompt (libedit: line editing, history,
+ * quoting) for people, and "check", the API's test batteries.  Commands
+ * are a table, as tmux's are; dsd-cli(1) documents each one.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <histedit.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "check.h"
+#include "grpc_client.h"
+#include "kvtool.h"
+
+/* Exit statuses; dsd-cli(1), EXIT STATUS. */
+#define CLI_OK		0	/* SUCCESS */
+#define CLI_STATUS	1	/* another kvdb status */
+#define CLI_USAGE	2
+#define CLI_TRANSPORT	3	/* no kvdb reply */
+#define CLI_QUIT	-1	/* leave the prompt */
+
+#define CLI_HISTORY	".dsd-cli_history"
+#define CLI_HISTSIZE	1000
+
+struct cli {
+	struct event_base	*base;
+	struct grpcc_conn	*conn;
+	const char		*addr;
+	int			 timeout_ms;
+	int			 interactive;
+	int			 ever_up;	/* this connection was up */
+	int			 down;		/* and then failed */
+	char			*why;
+	char			*prompt;
+};
+
+struct cli_cmd {
+	const char	*name;
+	int		 min, max;	/* arguments; max -1: any */
+	const char	*args;
+	const char	*help;
+	int		(*fn)(struct cli *, int, char **);
+};
+
+static int	cli_get(struct cli *, int, char **);
+static int	cli_set(struct cli *, int, char **);
+static int	cli_del(struct cli *, int, char **);
+static int	cli_delv(struct cli *, int, char **);
+static int	cli_tas(struct cli *, int, char **);
+static int	cli_health(struct cli *, int, char **);
+static int	cli_check(struct cli *, int, char **);
+static int	cli_help(struct cli *, int, char **);
+static int	cli_quit(struct cli *, int, char **);
+
+static const struct cli_cmd cli_cmds[] = {
+	{ "get", 1, 1, "KEY", "read the value of KEY", cli_get },
+	{ "set", 2, 3, "KEY DATA [TIMESTAMP]",
+	    "insert KEY at version 1 if it is absent", cli_set },
+	{ "del", 1, 1, "KEY", "delete KEY", cli_del },
+	{ "delv", 2, 2, "KEY VERSION",
+	    "delete KEY if its version is VERSION", cli_delv },
+	{ "tas", 3, 4, "KEY VERSION DATA [TIMESTAMP]",
+	    "replace the value of KEY if its version is VERSION", cli_tas },
+	{ "health", 0, 0, "", "ask the server's grpc.health.v1 service",
+	    cli_health },
+	{ "check", 0, -1, "[--keys N] [--base KEY] [--concurrency C] "
+	    "[--shared KEY]", "run the test batteries against the server",
+	    cli_check },
+	{ "help", 0, 1, "[COMMAND]", "describe the commands", cli_help },
+	{ "quit", 0, 0, "", "leave the prompt (so do exit and end of "
+	    "input)", cli_quit },
+	{ "exit", 0, 0, NULL, NULL, cli_quit },
+	{ NULL, 0, 0, NULL, NULL, NULL }
+};
+
+static void
+cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+cli_err(const char *fmt, ...)
+{
+	va_list	ap;
+
+	fflush(stdout);
+	fprintf(stderr, "dsd-cli: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Why the connection went down; strdup may have failed. */
+static const char *
+cli_why(const struct cli *cli)
+{
+	return cli->why != NULL ? cli->why : "unknown error";
+}
+
+static void
+cli_on_state(struct grpcc_conn *conn, int up, const char *why, void *arg)
+{
+	struct cli	*cli = arg;
+
+	if (up) {
+		cli->ever_up = 1;
+		return;
+	}
+	cli->down = 1;
+	free(cli->why);
+	cli->why = strdup(why != NULL ? why : "unknown error");
+}
+
+/*
+ * Have a connection that is up or on its way: keep the current one unless
+ * it died, which may have happened while the prompt waited for input (a
+ * server restart), so let the loop notice that first.
+ */
+static int
+cli_connect(struct cli *cli)
+{
+	struct grpcc_config	 cfg;
+	const char		*err;
+
+	if (cli->conn != NULL) {
+		event_base_loop(cli->base, EVLOOP_NONBLOCK);
+		if (!cli->down && (grpcc_is_up(cli->conn) || !cli->ever_up))
+			return 0;
+		if (cli->ever_up && cli->interactive)
+			cli_err("connection to %s was lost: %s; reconnecting",
+			    cli->addr, cli->down ? cli_why(cli) :
+			    "the server is shutting down");
+		grpcc_close(cli->conn);
+		cli->conn = NULL;
+	}
+	cli->ever_up = cli->down = 0;
+	memset(&cfg, 0, sizeof cfg);
+	cfg.addr = cli->addr;
+	cfg.connect_timeout_ms = cli->timeout_ms;
+	cfg.on_state = cli_on_state;
+	cfg.arg = cli;
+	if ((cli->conn = grpcc_connect(cli->base, &cfg, &err)) == NULL) {
+		cli_err("cannot connect to %s: %s", cli->addr, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* A call's outcome, copied out of the client's callback. */
+struct cli_wait {
+	int	 done;
+	int	 status;
+	char	*message;
+	uint8_t	*reply;
+	size_t	 len;
+};
+
+static void
+cli_done(void *arg, int status, const char *message, const uint8_t *reply,
+    size_t len)
+{
+	struct cli_wait	*w = arg;
+
+	w->done = 1;
+	w->status = status;
+	if (message != NULL)
+		w->message = strdup(message);
+	if (status == 0) {
+		/* One spare byte: a reply may be empty. */
+		if ((w->reply = malloc(len + 1)) == NULL) {
+			w->status = KVT_GRPC_UNAVAILABLE;
+			return;
+		}
+		memcpy(w->reply, reply, len);
+		w->len = len;
+	}
+}
+
+/*
+ * Make one call and wait for it.  Returns 0 with the reply in w, or
+ * CLI_TRANSPORT after saying why there is none.
+ */
+static int
+cli_rpc(struct cli *cli, const char *path, const uint8_t *req, size_t len,
+    struct cli_wait *w)
+{
+	memset(w, 0, sizeof *w);
+	if (cli_connect(cli) == -1)
+		return CLI_TRANSPORT;
+	if (grpcc_call(cli->conn, path, req, len, cli->timeout_ms, cli_done,
+	    w) == -1) {
+		cli_err("cannot start a call to %s: out of memory",
+		    cli->addr);
+		return CLI_TRANSPORT;
+	}
+	while (!w->done)
+		if (event_base_loop(cli->base, EVLOOP_ONCE) == -1)
+			break;
+	if (w->done && w->status == 0)
+		return 0;
+	if (cli->down && !cli->ever_up)
+		cli_err("cannot connect to %s: %s", cli->addr, cli_why(cli));
+	else if (cli->down)
+		cli_err("connection to %s lost: %s; the call's outcome is "
+		    "unknown", cli->addr, cli_why(cli));
+	else
+		cli_err("%s: %s%s%s", path, kvt_grpc_code_name(w->status),
+		    w->message != NULL ? ": " : "",
+		    w->message != NULL ? w->message : "");
+	return CLI_TRANSPORT;
+}
+
+static void
+cli_wait_free(struct cli_wait *w)
+{
+	free(w->message);
+	free(w->reply);
+}
+
+/* Send a kvdb operation and print its reply; the exit status. */
+static int
+cli_op(struct cli *cli, const struct store_op *op)
+{
+	struct cli_wait		 w;
+	struct kvt_reply	 r;
+	uint8_t			*req;
+	size_t			 len;
+	int			 rv;
+
+	if ((req = kvt_op_pack(op, &len)) == NULL) {
+		cli_err("out of memory");
+		return CLI_TRANSPORT;
+	}
+	rv = cli_rpc(cli, kvt_op_path(op->type), req, len, &w);
+	free(req);
+	if (rv != 0) {
+		cli_wait_free(&w);
+		return rv;
+	}
+	if (kvt_reply_decode(w.reply, w.len, &r) == -1) {
+		cli_err("the server's reply is not a kvdb Reply");
+		cli_wait_free(&w);
+		return CLI_TRANSPORT;
+	}
+	kvt_reply_print(stdout, &r);
+	fflush(stdout);
+	rv = r.status == STORE_SUCCESS ? CLI_OK : CLI_STATUS;
+	kvt_reply_free(&r);
+	cli_wait_free(&w);
+	return rv;
+}
+
+/* The arguments common to the kvdb commands, parsed into op. */
+struct cli_args {
+	uint8_t	*key;
+	uint8_t	*data;
+};
+
+static int
+cli_parse_key(const char *s, struct store_op *op, struct cli_args *a)
+{
+	const char	*err;
+
+	if (kvt_key_parse(s, &a->key, &op->keylen, &err) == -1) {
+		cli_err("bad KEY '%s': %s", s, err);
+		return -1;
+	}
+	op->key = a->key;
+	return 0;
+}
+
+static int
+cli_parse_data(const char *s, struct store_op *op, struct cli_args *a)
+{
+	char	*err;
+
+	if (kvt_data_parse(s, &a->data, &op->datalen, &err) == -1) {
+		cli_err("bad DATA: %s", err != NULL ? err : "out of memory");
+		free(err);
+		return -1;
+	}
+	op->data = a->data;
+	return 0;
+}
+
+static int
+cli_parse_num(const char *what, const char *s, int64_t *out)
+{
+	if (kvt_parse_i64(s, out) == -1) {
+		cli_err("bad %s '%s': a decimal 64-bit integer", what, s);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cli_finish(struct cli *cli, struct store_op *op, struct cli_args *a, int ok)
+{
+	int	rv = ok ? cli_op(cli, op) : CLI_USAGE;
+
+	free(a->key);
+	free(a->data);
+	return rv;
+}
+
+static int
+cli_get(struct cli *cli, int argc, char **argv)
+{
+	struct store_op	 op = { .type = STORE_OP_GET };
+	struct cli_args	 a = { NULL, NULL };
+
+	return cli_finish(cli, &op, &a, cli_parse_key(argv[1], &op, &a) == 0);
+}
+
+static int
+cli_del(struct cli *cli, int argc, char **argv)
+{
+	struct store_op	 op = { .type = STORE_OP_DEL };
+	struct cli_args	 a = { NULL, NULL };
+
+	return cli_finish(cli, &op, &a, cli_parse_key(argv[1], &op, &a) == 0);
+}
+
+static int
+cli_set(struct cli *cli, int argc, char **argv)
+{
+	struct store_op	 op = { .type = STORE_OP_SET };
+	struct cli_args	 a = { NULL, NULL };
+	int		 ok;
+
+	op.timestamp = kvt_now_ms();
+	ok = cli_parse_key(argv[1], &op, &a) == 0 &&
+	    cli_parse_data(argv[2], &op, &a) == 0 &&
+	    (argc < 4 || cli_parse_num("TIMESTAMP", argv[3],
+	    &op.timestamp) == 0);
+	return cli_finish(cli, &op, &a, ok);
+}
+
+static int
+cli_delv(struct cli *cli, int argc, char **argv)
+{
+	struct store_op	 op = { .type = STORE_OP_DELVERSION };
+	struct cli_args	 a = { NULL, NULL };
+	int		 ok;
+
+	ok = cli_parse_key(argv[1], &op, &a) == 0 &&
+	    cli_parse_num("VERSION", argv[2], &op.version) == 0;
+	return cli_finish(cli, &op, &a, ok);
+}
+
+static int
+cli_tas(struct cli *cli, int argc, char **argv)
+{
+	struct store_op	 op = { .type = STORE_OP_TESTANDSET };
+	struct cli_args	 a = { NULL, NULL };
+	int		 ok;
+
+	op.timestamp = kvt_now_ms();
+	ok = cli_parse_key(argv[1], &op, &a) == 0 &&
+	    cli_parse_num("VERSION", argv[2], &op.version) == 0 &&
+	    cli_parse_data(argv[3], &op, &a) == 0 &&
+	    (argc < 5 || cli_parse_num("TIMESTAMP", argv[4],
+	    &op.timestamp) == 0);
+	return cli_finish(cli, &op, &a, ok);
+}
+
+/*
+ * The one field of grpc.health.v1.HealthCheckResponse, status (1,
+ * varint), read by hand: proto3 leaves it out when it is 0 (UNKNOWN).
+ * Returns the status, or -1 if the bytes are not such a message.
+ */
+static int
+cli_health_status(const uint8_t *p, size_t len)
+{
+	uint64_t	v, status = 0;
+	size_t		i = 0;
+	int		shift;
+
+	while (i < len) {
+		/* A tag, then a value of its wire type. */
+		uint64_t	tag = 0;
+
+		for (shift = 0; i < len && shift < 64; shift += 7) {
+			tag |= (uint64_t)(p[i] & 0x7f) << shift;
+			if ((p[i++] & 0x80) == 0)
+				break;
+		}
+		switch (tag & 7) {
+		case 0:
+			v = 0;
+			for (shift = 0; shift < 64; shift += 7) {
+				if (i >= len)
+					return -1;
+				v |= (uint64_t)(p[i] & 0x7f) << shift;
+				if ((p[i++] & 0x80) == 0)
+					break;
+			}
+			if (tag >> 3 == 1)
+				status = v;
+			break;
+		case 1:
+			i += 8;
+			break;
+		case 2:
+			v = 0;
+			for (shift = 0; shift < 64; shift += 7) {
+				if (i >= len)
+					return -1;
+				v |= (uint64_t)(p[i] & 0x7f) << shift;
+				if ((p[i++] & 0x80) == 0)
+					break;
+			}
+			if (v > len - i)
+				return -1;
+			i += (size_t)v;
+			break;
+		case 5:
+			i += 4;
+			break;
+		default:
+			return -1;
+		}
+		if (i > len)
+			return -1;
+	}
+	return status > INT_MAX ? -1 : (int)status;
+}
+
+static int
+cli_health(struct cli *cli, int argc, char **argv)
+{
+	static const char	*names[] = {
+		"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"
+	};
+	struct cli_wait		 w;
+	int			 rv, st;
+
+	/* An empty HealthCheckRequest asks about the server as a whole. */
+	rv = cli_rpc(cli, "/grpc.health.v1.Health/Check", NULL, 0, &w);
+	if (rv != 0) {
+		cli_wait_free(&w);
+		return rv;
+	}
+	st = cli_health_status(w.reply, w.len);
+	cli_wait_free(&w);
+	if (st == -1) {
+		cli_err("the reply is not a HealthCheckResponse");
+		return CLI_TRANSPORT;
+	}
+	if ((size_t)st < sizeof names / sizeof names[0])
+		printf("health: %s\n", names[st]);
+	else
+		printf("health: %d\n", st);
+	fflush(stdout);
+	return st == 1 ? CLI_OK : CLI_STATUS;
+}
+
+static int
+cli_check(struct cli *cli, int argc, char **argv)
+{
+	/* The batteries keep their own connections. */
+	return check_run(cli->base, cli->addr, cli->timeout_ms, argc, argv);
+}
+
+static void
+cli_usage_line(FILE *f, const struct cli_cmd *c)
+{
+	fprintf(f, "  %s%s%s\n", c->name, c->args[0] != '\0' ? " " : "",
+	    c->args);
+}
+
+static int
+cli_help(struct cli *cli, int argc, char **argv)
+{
+	const struct cli_cmd	*c;
+
+	for (c = cli_cmds; c->name != NULL; c++) {
+		if (c->help == NULL || (argc > 1 &&
+		    strcmp(argv[1], c->name) != 0))
+			continue;
+		cli_usage_line(stdout, c);
+		printf("      %s\n", c->help);
+	}
+	printf("KEY is a decimal or 0x-hex integer, maybe negative: 42, "
+	    "-7, 0xff, -0x80.\n"
+	    "DATA is text; x:HEX for bytes in hex; @FILE for a file's "
+	    "bytes;\n"
+	    "t:TEXT for text that starts with x:, t: or @.\n"
+	    "TIMESTAMP is in milliseconds since the epoch (default: now).\n");
+	if (cli->interactive)
+		printf("Quote arguments with spaces: set 1 \"two words\".\n");
+	fflush(stdout);
+	return CLI_OK;
+}
+
+static int
+cli_quit(struct cli *cli, int argc, char **argv)
+{
+	return CLI_QUIT;
+}
+
+/* Run a command line split into words; its exit status. */
+static int
+cli_run(struct cli *cli, int argc, char **argv)
+{
+	const struct cli_cmd	*c;
+
+	for (c = cli_cmds; c->name != NULL; c++)
+		if (strcmp(c->name, argv[0]) == 0)
+			break;
+	if (c->name == NULL) {
+		cli_err("unknown command '%s'; try help", argv[0]);
+		return CLI_USAGE;
+	}
+	if (argc - 1 < c->min || (c->max != -1 && argc - 1 > c->max)) {
+		fflush(stdout);
+		fprintf(stderr, "usage:");
+		cli_usage_line(stderr, c);
+		return CLI_USAGE;
+	}
+	return c->fn(cli, argc, argv);
+}
+
+static char *
+cli_prompt(EditLine *el)
+{
+	struct cli	*cli;
+
+	el_get(el, EL_CLIENTDATA, &cli);
+	return cli->prompt;
+}
+
+/* Split a line with the shell's quoting rules and run it. */
+static int
+cli_line(struct cli *cli, Tokenizer *tok, const char *line)
+{
+	const char	**argv;
+	int		  argc, rv;
+
+	tok_reset(tok);
+	rv = tok_str(tok, line, &argc, &argv);
+	if (rv > 0) {
+		cli_err("unmatched quote or trailing backslash");
+		return CLI_USAGE;
+	}
+	if (rv < 0) {
+		cli_err("cannot split the line: out of memory");
+		return CLI_USAGE;
+	}
+	if (argc == 0)
+		return CLI_OK;
+	/* libedit hands out const words; the commands only read them. */
+	return cli_run(cli, argc, (char **)(uintptr_t)argv);
+}
+
+/*
+ * The prompt.  From a terminal, libedit edits the line and keeps history
+ * in $HOME; otherwise lines are read as they come (a script or a pipe),
+ * without a prompt.
+ */
+static int
+cli_interactive(struct cli *cli)
+{
+	EditLine	*el = NULL;
+	History		*hist = NULL;
+	HistEvent	 ev;
+	Tokenizer	*tok;
+	const char	*line, *home;
+	char		*histfile = NULL, *buf = NULL;
+	size_t		 bufsize = 0;
+	ssize_t		 n;
+	int		 count, tty = isatty(STDIN_FILENO);
+
+	cli->interactive = 1;
+	if ((tok = tok_init(NULL)) == NULL) {
+		cli_err("out of memory");
+		return 1;
+	}
+	if (tty) {
+		if (asprintf(&cli->prompt, "%s> ", cli->addr) == -1 ||
+		    (hist = history_init()) == NULL ||
+		    (el = el_init("dsd-cli", stdin, stdout, stderr)) == NULL) {
+			cli_err("cannot set up line editing");
+			tok_end(tok);
+			if (hist != NULL)
+				history_end(hist);
+			return 1;
+		}
+		history(hist, &ev, H_SETSIZE, CLI_HISTSIZE);
+		history(hist, &ev, H_SETUNIQUE, 1);
+		if ((home = getenv("HOME")) != NULL && *home != '\0' &&
+		    asprintf(&histfile, "%s/%s", home, CLI_HISTORY) != -1)
+			history(hist, &ev, H_LOAD, histfile);
+		el_set(el, EL_CLIENTDATA, cli);
+		el_set(el, EL_PROMPT, cli_prompt);
+		el_set(el, EL_EDITOR, "emacs");
+		el_set(el, EL_HIST, history, hist);
+		el_set(el, EL_SIGNAL, 1);
+		el_source(el, NULL);
+	}
+	for (;;) {
+		if (tty) {
+			if ((line = el_gets(el, &count)) == NULL ||
+			    count <= 0)
+				break;
+		} else {
+			if ((n = getline(&buf, &bufsize, stdin)) == -1)
+				break;
+			line = buf;
+		}
+		if (tty && line[strspn(line, " \t\n")] != '\0') {
+			history(hist, &ev, H_ENTER, line);
+			/* Saved as it goes: ^C ends the program. */
+			if (histfile != NULL)
+				history(hist, &ev, H_SAVE, histfile);
+		}
+		if (cli_line(cli, tok, line) == CLI_QUIT)
+			break;
+	}
+	if (tty) {
+		el_end(el);
+		history_end(hist);
+	}
+	tok_end(tok);
+	free(histfile);
+	free(buf);
+	return 0;
+}
+
+static void __attribute__((noreturn))
+cli_usage(void)
+{
+	fprintf(stderr, "usage: dsd-cli [-a addr:port] [-t timeout-ms] "
+	    "[command [argument ...]]\n"
+	    "commands: get set del delv tas health check help quit "
+	    "(dsd-cli help)\n");
+	exit(CLI_USAGE);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct cli			 cli;
+	char				*host, *port;
+	int64_t				 v;
+	int				 ch, rv;
+
+	memset(&cli, 0, sizeof cli);
+	cli.addr = KVT_DEFAULT_ADDR;
+	cli.timeout_ms = 5000;
+	/* "+": options stop at the command, whose arguments may be -5. */
+	while ((ch = getopt_long(argc, argv, "+a:t:h", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'a':
+			cli.addr = optarg;
+			break;
+		case 't':
+			if (kvt_parse_i64(optarg, &v) == -1 || v < 1 ||
+			    v > INT_MAX) {
+				cli_err("-t takes milliseconds, 1 to %d",
+				    INT_MAX);
+				return CLI_USAGE;
+			}
+			cli.timeout_ms = (int)v;
+			break;
+		case 'h':
+			printf("usage: dsd-cli [-a addr:port] [-t timeout-ms] "
+			    "[command [argument ...]]\n");
+			cli_help(&cli, 1, argv);
+			return CLI_OK;
+		case 'V':
+			printf("dsd-cli %s\n", PACKAGE_VERSION);
+			return CLI_OK;
+		default:
+			cli_usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (grpcc_split_addr(cli.addr, &host, &port) == -1) {
+		cli_err("-a takes host:port or [ipv6]:port, not '%s'",
+		    cli.addr);
+		return CLI_USAGE;
+	}
+	free(host);
+	free(port);
+
+	/* A server gone mid-write shows as EPIPE, handled where it occurs. */
+	signal(SIGPIPE, SIG_IGN);
+	if ((cli.base = event_base_new()) == NULL) {
+		cli_err("cannot create an event loop");
+		return CLI_TRANSPORT;
+	}
+	if (argc == 0)
+		rv = cli_interactive(&cli);
+	else {
+		rv = cli_run(&cli, argc, argv);
+		if (rv == CLI_QUIT)
+			rv = CLI_OK;
+	}
+	grpcc_close(cli.conn);
+	event_base_free(cli.base);
+	free(cli.why);
+	free(cli.prompt);
+	return rv;
+}
