@@ -51,5 +51,5 @@ PYEOF
 
 echo "== default configuration"
 measure "default" "$@" -- src/dsd --mode=broadcast
-echo "== low-latency configuration (--batch-interval=100)"
-measure "low-latency" "$@" -- src/dsd --mode=broadcast --batch-interval=100
+echo "== low-latency configuration (--batch-clock=fixed --batch-interval=105)"
+measure "low-latency" "$@" -- src/dsd --mode=broadcast --batch-clock=fixed --batch-interval=105

@@ -63,6 +63,7 @@ struct bc_peer {
 
 struct bc_state {
 	int		 batch_ms, retry_ms, ack_delay_ms;
+	int		 fixed_clock;
 
 	struct mael	*m;
 	int		 is_hub;
@@ -78,10 +79,13 @@ struct bc_state {
 };
 
 static const struct flag bc_flags[] = {
-	{ "batch-interval", FLAG_INT, "MS", "280", 1, 60000,
+	{ "batch-interval", FLAG_INT, "MS", "290", 1, 60000,
 	  "how often the hub sends each node a batch" },
 	{ "retry-interval", FLAG_INT, "MS", "3000", 10, 600000,
 	  "resend values not acknowledged within this time" },
+	{ "batch-clock", FLAG_STRING, "KIND", "first-value", 0, 0,
+	  "first-value: a batch leaves the interval after the first value "
+	  "waiting; fixed: on a fixed clock" },
 	{ "ack-delay", FLAG_INT, "MS", "1500", 1, 600000,
 	  "longest wait for traffic to carry an ack before sending it alone" },
 	{ NULL, 0, NULL, NULL, 0, 0, NULL }
@@ -98,6 +102,13 @@ bc_init(struct dsd *d, void **statep)
 	s->batch_ms = (int)flags_int(d, "batch-interval");
 	s->retry_ms = (int)flags_int(d, "retry-interval");
 	s->ack_delay_ms = (int)flags_int(d, "ack-delay");
+	if (strcmp(flags_str(d, "batch-clock"), "fixed") == 0)
+		s->fixed_clock = 1;
+	else if (strcmp(flags_str(d, "batch-clock"), "first-value") != 0) {
+		log_warnx("--batch-clock must be first-value or fixed");
+		free(s);
+		return -1;
+	}
 	if ((s->seen = u64map_new()) == NULL || (s->all = json_array()) == NULL)
 		fatalx("broadcast: out of memory");
 	*statep = s;
@@ -345,7 +356,8 @@ bc_schedule_batch(struct bc_state *s)
 {
 	struct timeval	tv;
 
-	if (s->batch_ev == NULL || evtimer_pending(s->batch_ev, NULL))
+	if (s->batch_ev == NULL || s->fixed_clock ||
+	    evtimer_pending(s->batch_ev, NULL))
 		return;
 	tv.tv_sec = s->batch_ms / 1000;
 	tv.tv_usec = (s->batch_ms % 1000) * 1000;
@@ -439,9 +451,17 @@ bc_joined(struct mael *m, void *state)
 	log_info("broadcast: %s, hub %s, batch every %d ms",
 	    s->is_hub ? "hub" : "leaf", hub, s->batch_ms);
 
-	if (s->is_hub &&
-	    (s->batch_ev = evtimer_new(mael_base(m), bc_on_batch, s)) == NULL)
-		return -1;
+	if (s->is_hub) {
+		s->batch_ev = event_new(mael_base(m), -1,
+		    s->fixed_clock ? EV_PERSIST : 0, bc_on_batch, s);
+		if (s->batch_ev == NULL)
+			return -1;
+		if (s->fixed_clock) {
+			tv.tv_sec = s->batch_ms / 1000;
+			tv.tv_usec = (s->batch_ms % 1000) * 1000;
+			event_add(s->batch_ev, &tv);
+		}
+	}
 	/* Retries and lone acks need a resolution well below their own
 	 * delays, not faster. */
 	tick = s->ack_delay_ms < s->retry_ms ? s->ack_delay_ms : s->retry_ms;

@@ -266,6 +266,35 @@ test_gap_holds_ack(void **state)
 }
 
 static void
+test_fixed_clock(void **state)
+{
+	struct bfx	*b = *state;
+	char		*argv[] = { "dsd", "--mode=broadcast",
+			    "--batch-interval=50", "--batch-clock=fixed", NULL };
+	json_t		*j;
+
+	/* With --batch-clock=fixed the hub sends on its own clock, started
+	 * at init: a value that arrives 30 ms into an interval leaves about
+	 * 20 ms later, not a whole interval later. */
+	mode_broadcast.free(b->state);
+	mfx_free(b->x);
+	flags_free(&b->d);
+	memset(&b->d, 0, sizeof b->d);
+	assert_int_equal(flags_parse(&b->d, 4, argv), 0);
+	assert_int_equal(mode_broadcast.init(&b->d, &b->state), 0);
+	b->x = mfx_new(mode_broadcast.handlers, b->state,
+	    mode_broadcast.joined, 4500);
+	bfx_init(b, "n0", "[\"n0\",\"n1\"]");
+	mfx_pump(b->x, 30);
+	bfx_send(b, "c1", "n0", "{\"type\":\"broadcast\",\"msg_id\":2,"
+	    "\"message\":3}");
+	mfx_pump(b->x, 35);
+	j = mfx_next_type(b->x, "gossip");
+	assert_non_null(j);
+	json_decref(j);
+}
+
+static void
 test_bad_broadcast(void **state)
 {
 	struct bfx	*b = *state;
@@ -292,6 +321,7 @@ main(void)
 		T(test_lone_ack_and_no_resend_after_ack),
 		T(test_retry_and_direct_when_hub_silent),
 		T(test_gap_holds_ack),
+		T(test_fixed_clock),
 		T(test_bad_broadcast),
 	};
 #undef T
