@@ -11,11 +11,19 @@
 extern const struct mode mode_echo;
 extern const struct mode mode_unique_ids;
 extern const struct mode mode_broadcast;
+extern const struct mode mode_counter;
+extern const struct mode mode_kafka;
+extern const struct mode mode_txn;
+extern const struct mode mode_kvdb;
 
 const struct mode *const modes[] = {
 	&mode_echo,
 	&mode_unique_ids,
 	&mode_broadcast,
+	&mode_counter,
+	&mode_kafka,
+	&mode_txn,
+	&mode_kvdb,
 	NULL
 };
 

@@ -23,11 +23,27 @@ check "the error names the unknown mode" \
 
 modes=$("$DSD" --help | sed -n '/^modes:/,/^$/p' | awk 'NF > 1 && !/^modes:/ {print $1}')
 [ -n "$modes" ] && ok "--help lists modes" || not_ok "--help lists modes"
+maelstrom_modes=$("$DSD" --help | sed -n '/^modes:/,/^$/p' | awk '/Maelstrom/ {print $1}')
 for m in $modes; do
 	check "mode $m is documented in $MAN" grep -q "^\.It Cm $m\$" "$MAN"
-	check "mode $m starts and stops at end of input" \
-	    sh -c "'$DSD' --mode=$m </dev/null >/dev/null"
 done
+for m in $maelstrom_modes; do
+	check "Maelstrom mode $m starts and stops at end of input" \
+	    timeout 10 sh -c "'$DSD' --mode=$m </dev/null >/dev/null"
+done
+# A server mode runs until SIGTERM and then exits 0.
+dir=$(mktemp -d)
+port=$(free_port)
+"$DSD" --mode=kvdb --listen "127.0.0.1:$port" --data-dir "$dir" \
+    </dev/null >/dev/null 2>&1 &
+pid=$!
+sleep 0.5
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+[ "$status" -eq 0 ] && ok "kvdb stops with status 0 on SIGTERM" ||
+    not_ok "kvdb stops with status 0 on SIGTERM (status $status)"
+rm -rf "$dir"
 flags=$("$DSD" --help | grep -o -- '--[a-z][a-z-]*' | sort -u)
 for f in $flags; do
 	name=${f#--}
