@@ -88,26 +88,9 @@ struct snap_out {
 };
 
 static int
-snap_writeall(int fd, const uint8_t *p, size_t len)
-{
-	ssize_t	n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int
 snap_flush(struct snap_out *o)
 {
-	if (o->len != 0 && snap_writeall(o->fd, o->buf, o->len) == -1)
+	if (o->len != 0 && wal_writeall(o->fd, o->buf, o->len) == -1)
 		return -1;
 	o->len = 0;
 	return 0;
@@ -123,7 +106,7 @@ snap_emit(struct snap_out *o, const uint8_t *p, size_t len)
 		if (snap_flush(o) == -1)
 			return -1;
 		if (len > SNAP_BUFLEN)
-			return snap_writeall(o->fd, p, len);
+			return wal_writeall(o->fd, p, len);
 	}
 	memcpy(o->buf + o->len, p, len);
 	o->len += len;
@@ -176,7 +159,7 @@ snap_write_buf(const char *dir, const struct store *st, uint64_t segno,
 	/* The header's place, filled in once the body is known. */
 	memset(h, 0, sizeof h);
 	step = "write";
-	if (snap_writeall(fd, h, sizeof h) == -1)
+	if (wal_writeall(fd, h, sizeof h) == -1)
 		goto fail;
 	o.crc = 0;
 	o.total = 0;

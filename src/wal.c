@@ -266,7 +266,7 @@ wal_datasync(struct wal *w)
 	return 0;
 }
 
-static int
+int
 wal_writeall(int fd, const void *buf, size_t len)
 {
 	const uint8_t	*p = buf;

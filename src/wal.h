@@ -166,5 +166,8 @@ void		 wal_purge(struct wal *, uint64_t segno);
 /* The CRC-32C (Castagnoli) of len bytes, continuing from crc (0 to start);
  * snapshots use it too. */
 uint32_t	 wal_crc32c(uint32_t crc, const void *, size_t len);
+/* write() all of buf, retrying short writes and EINTR; 0 or -1 (errno).
+ * Snapshots use it too. */
+int		 wal_writeall(int fd, const void *buf, size_t len);
 
 #endif
