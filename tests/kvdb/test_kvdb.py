@@ -534,6 +534,33 @@ def test_health(srv):
     check("grpc.health.v1.Health/Check says SERVING", r.get(1) == 1, r)
 
 
+def test_sd_notify():
+    """Type=notify: READY=1 once it serves, STOPPING=1 on SIGTERM."""
+    d = tempfile.mkdtemp(prefix="dsd-notify.")
+    path = os.path.join(d, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    os.environ["NOTIFY_SOCKET"] = path
+    srv = Server()
+    try:
+        started = srv.start()
+    finally:
+        del os.environ["NOTIFY_SOCKET"]
+    got = []
+    try:
+        got.append(sock.recv(4096))
+        srv.stop()
+        got.append(sock.recv(4096))
+    except socket.timeout:
+        srv.stop()
+    sock.close()
+    shutil.rmtree(d, ignore_errors=True)
+    srv.cleanup()
+    check("sd_notify: READY=1 when serving, STOPPING=1 on SIGTERM",
+          started and got == [b"READY=1", b"STOPPING=1"], got)
+
+
 def main():
     srv = Server()
     if not srv.start():
@@ -551,6 +578,7 @@ def main():
     test_restart_recovery()
     test_kill9_under_load()
     test_torn_tail_and_corruption()
+    test_sd_notify()
     passed = sum(results)
     print("%d passed, %d failed" % (passed, len(results) - passed))
     sys.exit(0 if passed == len(results) else 1)
