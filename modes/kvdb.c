@@ -95,12 +95,6 @@ static const struct flag kv_flags[] = {
 
 /* Replies. */
 
-static void
-kv_reply_now(struct grpc_call *call, const uint8_t *reply, size_t len)
-{
-	grpc_call_reply(call, reply, len);	/* dropped if the call died */
-}
-
 /* Encode (status, value) as a Reply; NULL if memory ran out. */
 static uint8_t *
 kv_encode_reply(const struct store_result *res, size_t *len)
@@ -149,7 +143,7 @@ kv_on_durable(void *arg, uint64_t seq, int error)
 	}
 	while ((p = kv->head) != NULL && p->seq <= seq) {
 		kv->head = p->next;
-		kv_reply_now(p->call, p->reply, p->len);
+		grpc_call_reply(p->call, p->reply, p->len); /* dropped if dead */
 		free(p->reply);
 		free(p);
 	}
@@ -314,7 +308,7 @@ kv_handle(struct kvdb *kv, struct grpc_call *call, enum store_op_type type,
 		goto out;
 	}
 	if (seq <= wal_durable_seq(kv->wal)) {
-		kv_reply_now(call, reply, rlen);
+		grpc_call_reply(call, reply, rlen);
 		free(reply);
 		goto out;
 	}

@@ -183,21 +183,16 @@ flags_read_config(const char *path, char **bufp, struct conf_entry **ep)
 		fprintf(stderr, "dsd: %s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	/* Slurp the file: it is small, and entries point into it. */
-	{
-		FILE	*mem = open_memstream(&buf, &size);
-		int	 c;
-
-		if (mem == NULL)
-			fatal("open_memstream");
-		while ((c = getc(fp)) != EOF)
-			putc(c, mem);
+	/* Slurp the file: it is small, and entries point into it.  A NUL
+	 * ends it, as it would end the line parsing below anyway. */
+	if (getdelim(&buf, &size, '\0', fp) == -1) {
 		if (ferror(fp)) {
-			fprintf(stderr, "dsd: %s: %s\n", path, strerror(errno));
-			fclose(mem);
+			fprintf(stderr, "dsd: %s: %s\n", path,
+			    strerror(errno));
 			goto out;
 		}
-		fclose(mem);
+		free(buf);		/* an empty file */
+		buf = xstrdup("");
 	}
 	for (line = buf; line != NULL && *line != '\0'; line = next) {
 		lineno++;

@@ -288,12 +288,6 @@ fx_teardown(void **state)
 	return 0;
 }
 
-#define fx_write(fx, s)	mfx_write((fx)->x, (s))
-#define fx_pump(fx, ms)	mfx_pump((fx)->x, (ms))
-#define fx_next(fx)	mfx_next((fx)->x)
-#define jint		mfx_int
-#define jstr		mfx_str
-
 static const char init_msg[] = "{\"src\":\"c0\",\"dest\":\"n0\",\"body\":"
     "{\"type\":\"init\",\"msg_id\":1,\"node_id\":\"n0\","
     "\"node_ids\":[\"n0\",\"n1\",\"n2\"]}}\n";
@@ -305,31 +299,31 @@ test_init_and_held(void **state)
 	json_t		*j;
 
 	/* A request before init is held, then answered after init_ok. */
-	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
+	mfx_write(fx->x, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
 	    "{\"type\":\"ping\",\"msg_id\":5}}\n");
-	fx_pump(fx, 20);
-	assert_null(fx_next(fx));
-	fx_write(fx, init_msg);
-	fx_pump(fx, 20);
+	mfx_pump(fx->x, 20);
+	assert_null(mfx_next(fx->x));
+	mfx_write(fx->x, init_msg);
+	mfx_pump(fx->x, 20);
 	assert_int_equal(fx->joined, 1);
 	assert_string_equal(mael_node_id(fx->x->m), "n0");
 	assert_int_equal(mael_node_index(fx->x->m), 0);
 
-	j = fx_next(fx);
+	j = mfx_next(fx->x);
 	assert_non_null(j);
-	assert_string_equal(jstr(j, "body", "type"), "init_ok");
-	assert_int_equal(jint(j, "body", "in_reply_to"), 1);
-	assert_string_equal(jstr(j, "src", NULL), "n0");
-	assert_string_equal(jstr(j, "dest", NULL), "c0");
+	assert_string_equal(mfx_str(j, "body", "type"), "init_ok");
+	assert_int_equal(mfx_int(j, "body", "in_reply_to"), 1);
+	assert_string_equal(mfx_str(j, "src", NULL), "n0");
+	assert_string_equal(mfx_str(j, "dest", NULL), "c0");
 	json_decref(j);
 
-	j = fx_next(fx);
+	j = mfx_next(fx->x);
 	assert_non_null(j);
-	assert_string_equal(jstr(j, "body", "type"), "pong");
-	assert_int_equal(jint(j, "body", "in_reply_to"), 5);
-	assert_string_equal(jstr(j, "dest", NULL), "c1");
+	assert_string_equal(mfx_str(j, "body", "type"), "pong");
+	assert_int_equal(mfx_int(j, "body", "in_reply_to"), 5);
+	assert_string_equal(mfx_str(j, "dest", NULL), "c1");
 	json_decref(j);
-	assert_null(fx_next(fx));
+	assert_null(mfx_next(fx->x));
 }
 
 static void
@@ -340,13 +334,13 @@ test_bad_init_refused(void **state)
 
 	/* An init whose node_id is not among node_ids is refused as
 	 * malformed, and the node stays uninitialised. */
-	fx_write(fx, "{\"src\":\"c0\",\"dest\":\"n5\",\"body\":{\"type\":\"init\","
+	mfx_write(fx->x, "{\"src\":\"c0\",\"dest\":\"n5\",\"body\":{\"type\":\"init\","
 	    "\"msg_id\":1,\"node_id\":\"n5\",\"node_ids\":[\"n0\"]}}\n");
-	fx_pump(fx, 20);
-	j = fx_next(fx);
+	mfx_pump(fx->x, 20);
+	j = mfx_next(fx->x);
 	assert_non_null(j);
-	assert_string_equal(jstr(j, "body", "type"), "error");
-	assert_int_equal(jint(j, "body", "code"), MAEL_MALFORMED_REQUEST);
+	assert_string_equal(mfx_str(j, "body", "type"), "error");
+	assert_int_equal(mfx_int(j, "body", "code"), MAEL_MALFORMED_REQUEST);
 	json_decref(j);
 	assert_null(mael_node_id(fx->x->m));
 	assert_int_equal(fx->joined, 0);
@@ -360,21 +354,21 @@ test_bad_lines_skipped(void **state)
 
 	/* Garbage lines are skipped and the node keeps serving; an unknown
 	 * request type gets not-supported. */
-	fx_write(fx, init_msg);
-	fx_write(fx, "garbage\n{\"src\":\"c1\"}\n\n[]\n");
-	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
+	mfx_write(fx->x, init_msg);
+	mfx_write(fx->x, "garbage\n{\"src\":\"c1\"}\n\n[]\n");
+	mfx_write(fx->x, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
 	    "{\"type\":\"frobnicate\",\"msg_id\":9}}\n");
-	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
+	mfx_write(fx->x, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
 	    "{\"type\":\"ping\",\"msg_id\":10}}\n");
-	fx_pump(fx, 30);
-	json_decref(fx_next(fx));	/* init_ok */
-	j = fx_next(fx);
-	assert_string_equal(jstr(j, "body", "type"), "error");
-	assert_int_equal(jint(j, "body", "code"), MAEL_NOT_SUPPORTED);
-	assert_int_equal(jint(j, "body", "in_reply_to"), 9);
+	mfx_pump(fx->x, 30);
+	json_decref(mfx_next(fx->x));	/* init_ok */
+	j = mfx_next(fx->x);
+	assert_string_equal(mfx_str(j, "body", "type"), "error");
+	assert_int_equal(mfx_int(j, "body", "code"), MAEL_NOT_SUPPORTED);
+	assert_int_equal(mfx_int(j, "body", "in_reply_to"), 9);
 	json_decref(j);
-	j = fx_next(fx);
-	assert_string_equal(jstr(j, "body", "type"), "pong");
+	j = mfx_next(fx->x);
+	assert_string_equal(mfx_str(j, "body", "type"), "pong");
 	json_decref(j);
 	assert_false(fx->x->done);
 }
@@ -389,31 +383,31 @@ test_rpc_reply_matched(void **state)
 
 	/* An RPC carries a fresh msg_id and its reply reaches the callback,
 	 * once, even if a duplicate reply arrives. */
-	fx_write(fx, init_msg);
-	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
+	mfx_write(fx->x, init_msg);
+	mfx_write(fx->x, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
 	    "{\"type\":\"call\",\"msg_id\":2,\"timeout\":5000}}\n");
-	fx_pump(fx, 20);
-	json_decref(fx_next(fx));	/* init_ok */
-	j = fx_next(fx);
+	mfx_pump(fx->x, 20);
+	json_decref(mfx_next(fx->x));	/* init_ok */
+	j = mfx_next(fx->x);
 	assert_non_null(j);
-	assert_string_equal(jstr(j, "dest", NULL), "n1");
-	assert_string_equal(jstr(j, "body", "type"), "q");
-	id = jint(j, "body", "msg_id");
+	assert_string_equal(mfx_str(j, "dest", NULL), "n1");
+	assert_string_equal(mfx_str(j, "body", "type"), "q");
+	id = mfx_int(j, "body", "msg_id");
 	assert_true(id > 0);
 	json_decref(j);
 
 	assert_true(asprintf(&reply, "{\"src\":\"n1\",\"dest\":\"n0\",\"body\":"
 	    "{\"type\":\"q_ok\",\"in_reply_to\":%lld,\"v\":42}}\n",
 	    (long long)id) > 0);
-	fx_write(fx, reply);
-	fx_write(fx, reply);
+	mfx_write(fx->x, reply);
+	mfx_write(fx->x, reply);
 	free(reply);
-	fx_pump(fx, 20);
+	mfx_pump(fx->x, 20);
 	assert_int_equal(fx->rpc_calls, 1);
 	assert_int_equal(json_integer_value(json_object_get(fx->rpc_reply,
 	    "v")), 42);
 	/* The duplicate is not answered with an error either. */
-	assert_null(fx_next(fx));
+	assert_null(mfx_next(fx->x));
 }
 
 static void
@@ -422,12 +416,12 @@ test_rpc_timeout(void **state)
 	struct fixture	*fx = *state;
 
 	/* An unanswered RPC calls back with NULL after its timeout. */
-	fx_write(fx, init_msg);
-	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
+	mfx_write(fx->x, init_msg);
+	mfx_write(fx->x, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
 	    "{\"type\":\"call\",\"msg_id\":2,\"timeout\":30}}\n");
-	fx_pump(fx, 10);
+	mfx_pump(fx->x, 10);
 	assert_int_equal(fx->rpc_calls, 0);
-	fx_pump(fx, 80);
+	mfx_pump(fx->x, 80);
 	assert_int_equal(fx->rpc_calls, 1);
 	assert_true(json_is_null(fx->rpc_reply));
 }
@@ -440,28 +434,28 @@ test_reply_deadline(void **state)
 
 	/* A reply to a client past the deadline (200 ms here) is dropped,
 	 * while a late reply to a peer node still goes out. */
-	fx_write(fx, init_msg);
-	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
+	mfx_write(fx->x, init_msg);
+	mfx_write(fx->x, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
 	    "{\"type\":\"hold\",\"msg_id\":2}}\n");
-	fx_pump(fx, 20);
-	json_decref(fx_next(fx));	/* init_ok */
+	mfx_pump(fx->x, 20);
+	json_decref(mfx_next(fx->x));	/* init_ok */
 	assert_non_null(fx->held);
-	fx_pump(fx, 250);
+	mfx_pump(fx->x, 250);
 	assert_int_equal(mael_reply(fx->x->m, fx->held,
 	    json_pack("{s:s}", "type", "late")), -1);
-	fx_pump(fx, 10);
-	assert_null(fx_next(fx));
+	mfx_pump(fx->x, 10);
+	assert_null(mfx_next(fx->x));
 	mael_msg_release(fx->held);
 
-	fx_write(fx, "{\"src\":\"n2\",\"dest\":\"n0\",\"body\":"
+	mfx_write(fx->x, "{\"src\":\"n2\",\"dest\":\"n0\",\"body\":"
 	    "{\"type\":\"hold\",\"msg_id\":3}}\n");
-	fx_pump(fx, 250);
+	mfx_pump(fx->x, 250);
 	assert_int_equal(mael_reply(fx->x->m, fx->held,
 	    json_pack("{s:s}", "type", "late")), 0);
-	fx_pump(fx, 10);
-	j = fx_next(fx);
+	mfx_pump(fx->x, 10);
+	j = mfx_next(fx->x);
 	assert_non_null(j);
-	assert_string_equal(jstr(j, "dest", NULL), "n2");
+	assert_string_equal(mfx_str(j, "dest", NULL), "n2");
 	json_decref(j);
 }
 
@@ -472,9 +466,9 @@ test_unknown_dest_refused(void **state)
 
 	/* Sending to an id that is neither a node, a service nor a client
 	 * that wrote to us is refused; services and nodes are accepted. */
-	fx_write(fx, init_msg);
-	fx_pump(fx, 20);
-	json_decref(fx_next(fx));
+	mfx_write(fx->x, init_msg);
+	mfx_pump(fx->x, 20);
+	json_decref(mfx_next(fx->x));
 	assert_int_equal(mael_send(fx->x->m, "c99",
 	    json_pack("{s:s}", "type", "x")), -1);
 	assert_int_equal(mael_send(fx->x->m, "n7",
@@ -483,10 +477,10 @@ test_unknown_dest_refused(void **state)
 	    json_pack("{s:s}", "type", "x")), 0);
 	assert_int_equal(mael_send(fx->x->m, "n2",
 	    json_pack("{s:s}", "type", "x")), 0);
-	fx_pump(fx, 10);
-	json_decref(fx_next(fx));
-	json_decref(fx_next(fx));
-	assert_null(fx_next(fx));
+	mfx_pump(fx->x, 10);
+	json_decref(mfx_next(fx->x));
+	json_decref(mfx_next(fx->x));
+	assert_null(mfx_next(fx->x));
 }
 
 static void
@@ -497,25 +491,25 @@ test_kv_helpers(void **state)
 			*b = json_integer(2);
 
 	/* The KV helpers build the bodies of section 3. */
-	fx_write(fx, init_msg);
-	fx_pump(fx, 20);
-	json_decref(fx_next(fx));
+	mfx_write(fx->x, init_msg);
+	mfx_pump(fx->x, 20);
+	json_decref(mfx_next(fx->x));
 	assert_int_equal(mael_kv_cas(fx->x->m, "seq-kv", k, a, b, 1, 1000,
 	    fx_rpc_cb, fx), 0);
 	assert_int_equal(mael_kv_read(fx->x->m, "lin-kv", k, 1000, fx_rpc_cb,
 	    fx), 0);
-	fx_pump(fx, 10);
-	j = fx_next(fx);
-	assert_string_equal(jstr(j, "dest", NULL), "seq-kv");
-	assert_string_equal(jstr(j, "body", "type"), "cas");
-	assert_int_equal(jint(j, "body", "from"), 1);
-	assert_int_equal(jint(j, "body", "to"), 2);
+	mfx_pump(fx->x, 10);
+	j = mfx_next(fx->x);
+	assert_string_equal(mfx_str(j, "dest", NULL), "seq-kv");
+	assert_string_equal(mfx_str(j, "body", "type"), "cas");
+	assert_int_equal(mfx_int(j, "body", "from"), 1);
+	assert_int_equal(mfx_int(j, "body", "to"), 2);
 	assert_true(json_is_true(json_object_get(json_object_get(j, "body"),
 	    "create_if_not_exists")));
 	json_decref(j);
-	j = fx_next(fx);
-	assert_string_equal(jstr(j, "body", "type"), "read");
-	assert_string_equal(jstr(j, "body", "key"), "k");
+	j = mfx_next(fx->x);
+	assert_string_equal(mfx_str(j, "body", "type"), "read");
+	assert_string_equal(mfx_str(j, "body", "key"), "k");
 	json_decref(j);
 	json_decref(k);
 	json_decref(a);
@@ -529,17 +523,17 @@ test_eof_stops(void **state)
 
 	/* End of input stops the node with status 0, after handling a last
 	 * line that has no newline. */
-	fx_write(fx, init_msg);
-	fx_write(fx, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
+	mfx_write(fx->x, init_msg);
+	mfx_write(fx->x, "{\"src\":\"c1\",\"dest\":\"n0\",\"body\":"
 	    "{\"type\":\"ping\",\"msg_id\":4}}");
 	mfx_close_input(fx->x);
-	fx_pump(fx, 30);
+	mfx_pump(fx->x, 30);
 	assert_true(fx->x->done);
 	assert_int_equal(fx->x->status, 0);
-	json_decref(fx_next(fx));
-	json_t *j = fx_next(fx);
+	json_decref(mfx_next(fx->x));
+	json_t *j = mfx_next(fx->x);
 	assert_non_null(j);
-	assert_string_equal(jstr(j, "body", "type"), "pong");
+	assert_string_equal(mfx_str(j, "body", "type"), "pong");
 	json_decref(j);
 }
 
