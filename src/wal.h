@@ -18,7 +18,10 @@
  * eventfd, and the loop calls the durable callback with the highest
  * sequence now durable.  While the flusher waits for the disk, the loop
  * goes on reading, applying and appending: those records form the next
- * batch.  The server acknowledges a write only when its sequence has been
+ * batch.  A small batch (a few records) found with the flusher idle and
+ * syncs quick is instead written and synced by the loop itself, in that
+ * pass: the two thread wake-ups cost more than the sync when one client
+ * waits for one write (see wal_adaptive() in wal.c).  The server acknowledges a write only when its sequence has been
  * reported; a read should wait for the sequence that was last when it was
  * served (wal_last_seq()), so that no reply shows a write that a crash
  * could still take back.
@@ -30,12 +33,14 @@
  *
  * Threads and ownership.  Every wal_* function is called on the loop
  * thread, which owns the batch being filled and everything the loop uses
- * (events, the callback, the counters wal_last_seq() reads).  The flusher
- * thread owns the open segment's fd and offset and the directory
- * operations of rotation and purge; it never calls libevent, never logs
- * and never sees the store.  Between them, under one mutex: the queue of
- * full batches, the free batches, the durable sequence, a sticky error,
- * and the purge and stop requests.  With inline = 1 there is no thread:
+ * (events, the callback, the counters wal_last_seq() reads).  Whoever
+ * set busy under the mutex (the flusher, or the loop writing a small
+ * batch itself) owns the open segment's fd and offset; the directory
+ * operations of rotation and purge are the flusher's alone.  The flusher
+ * never calls libevent, never logs and never sees the store.  Between
+ * them, under one mutex: the queue of full batches, the free batches, the
+ * durable sequence, a sticky error, busy, and the purge and stop
+ * requests.  With inline = 1 there is no thread:
  * the loop writes and syncs the batch itself at the end of the pass (kept
  * for comparison, see bench/store-bench.c).
  *
@@ -88,6 +93,7 @@ struct wal_stats {
 	uint64_t	bytes;		/* written since open */
 	uint64_t	writes;		/* writev() calls */
 	uint64_t	fsyncs;		/* fdatasync() calls */
+	uint64_t	inline_batches;	/* written by the loop itself */
 };
 
 /*

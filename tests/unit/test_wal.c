@@ -406,6 +406,34 @@ test_not_durable_before_loop(void **state)
 }
 
 static void
+test_small_batch_on_loop(void **state)
+{
+	struct fixture		*f = *state;
+	struct wal_stats	 before, after;
+
+	/* With the flusher idle, a pass's lone record is written and synced
+	 * by the loop itself, within that pass: durable without a thread
+	 * wake-up.  A big batch still goes to the flusher. */
+	must_open(f, 0, 0);
+	wal_get_stats(f->wal, &before);
+	append_n(f, 1, 1);
+	assert_int_equal(f->durable, 0);
+	assert_int_equal(event_base_loop(f->base, EVLOOP_NONBLOCK), 0);
+	assert_int_equal(f->durable, 1);
+	wal_get_stats(f->wal, &after);
+	assert_int_equal(after.inline_batches - before.inline_batches, 1);
+	assert_int_equal(after.fsyncs - before.fsyncs, 1);
+	assert_int_equal(wal_pending(f->wal), 0);
+
+	append_n(f, 2, 500);
+	wait_durable(f, 501);
+	wal_get_stats(f->wal, &before);
+	assert_int_equal(before.inline_batches, after.inline_batches);
+	must_open(f, 0, 0);
+	check_seen(f, 1, 501);
+}
+
+static void
 check_policy(void **state, enum wal_fsync policy, int inline_sync)
 {
 	struct fixture		*f = *state;
@@ -425,6 +453,7 @@ check_policy(void **state, enum wal_fsync policy, int inline_sync)
 	wal_get_stats(f->wal, &after);
 	assert_true(after.writes - before.writes >= 20);
 	assert_true(after.fsyncs - before.fsyncs <= 2);
+	assert_int_equal(after.inline_batches, before.inline_batches);
 	assert_int_equal(wal_sync(f->wal), 0);
 	wal_get_stats(f->wal, &after);
 	assert_true(after.fsyncs - before.fsyncs >= 1);
@@ -850,6 +879,7 @@ main(void)
 		T(test_group_commit_inline),
 		T(test_reserve_commit_cancel),
 		T(test_not_durable_before_loop),
+		T(test_small_batch_on_loop),
 		T(test_policy_everysec),
 		T(test_policy_no),
 		T(test_policy_everysec_inline),
