@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -470,7 +471,8 @@ kv_drained(void *arg)
 static void
 kv_stop(void *state)
 {
-	struct kvdb	*kv = state;
+	struct kvdb		*kv = state;
+	struct wal_stats	 ws;
 
 	sdnotify("STOPPING=1");
 	log_notice("kvdb: stopping");
@@ -484,6 +486,10 @@ kv_stop(void *state)
 			log_warnx("kvdb: final snapshot failed; the log "
 			    "still holds everything");
 	}
+	wal_get_stats(kv->wal, &ws);
+	log_info("wal: %" PRIu64 " records, %" PRIu64 " writes, %" PRIu64
+	    " fsyncs, %" PRIu64 " batches written by the loop itself",
+	    ws.records, ws.writes, ws.fsyncs, ws.inline_batches);
 }
 
 static void

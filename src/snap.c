@@ -591,6 +591,8 @@ snap_shutdown(struct snap *s, int save)
 	s->last.seq = seq;
 	s->last.count = store_count(s->store);
 	wal_purge(s->wal, segno);
+	log_notice("snapshot: final, %" PRIu64 " keys up to record %" PRIu64,
+	    s->last.count, seq);
 	return 0;
 }
 

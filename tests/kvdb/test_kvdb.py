@@ -14,6 +14,7 @@ usage: test_kvdb.py [path/to/dsd]
 import concurrent.futures
 import glob
 import os
+import re
 import shutil
 import signal
 import socket
@@ -172,12 +173,12 @@ class Server:
         self.args = list(args)
         self.proc = None
         self.log = None
+        self.logpath = os.path.join(self.dir, "..",
+                                    os.path.basename(self.dir) + ".log")
 
     def start(self):
         self.port = free_port()
         self.addr = "127.0.0.1:%d" % self.port
-        self.logpath = os.path.join(self.dir, "..",
-                                    os.path.basename(self.dir) + ".log")
         self.log = open(self.logpath, "ab")
         self.proc = subprocess.Popen(
             [DSD, "--mode=kvdb", "--listen", self.addr, "--data-dir",
@@ -561,6 +562,43 @@ def test_sd_notify():
           started and got == [b"READY=1", b"STOPPING=1"], got)
 
 
+def test_journal_priorities():
+    """Under systemd (JOURNAL_STREAM naming its stderr) each line starts
+    with its syslog priority; with stderr elsewhere, plain lines."""
+    for journal in (True, False):
+        srv = Server()
+        open(srv.logpath, "ab").close()
+        st = os.stat(srv.logpath)
+        # A stream that is not its stderr must not count.
+        ino = st.st_ino if journal else st.st_ino + 1
+        os.environ["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, ino)
+        try:
+            started = srv.start()
+        finally:
+            del os.environ["JOURNAL_STREAM"]
+        if started:
+            c = Client(srv.addr)
+            c.set(1, 1, b"x")
+            c.close()
+        srv.stop()
+        lines = srv.logtext().splitlines()
+        srv.cleanup()
+        if journal:
+            check("JOURNAL_STREAM: every line has its priority "
+                  "(<5> notice, <6> info)",
+                  started and lines and
+                  all(re.match(r"<[2-7]>dsd: ", l) for l in lines) and
+                  any(l.startswith("<5>dsd: notice: kvdb: serving")
+                      for l in lines) and
+                  any(l.startswith("<6>dsd: info: ") for l in lines) and
+                  any(l.startswith("<5>dsd: notice: snapshot: final, 1 keys")
+                      for l in lines), lines)
+        else:
+            check("JOURNAL_STREAM of another file: no priority prefixes",
+                  started and lines and
+                  all(l.startswith("dsd: ") for l in lines), lines)
+
+
 def main():
     srv = Server()
     if not srv.start():
@@ -579,6 +617,7 @@ def main():
     test_kill9_under_load()
     test_torn_tail_and_corruption()
     test_sd_notify()
+    test_journal_priorities()
     passed = sum(results)
     print("%d passed, %d failed" % (passed, len(results) - passed))
     sys.exit(0 if passed == len(results) else 1)
