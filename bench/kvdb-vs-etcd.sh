@@ -100,6 +100,20 @@ measure() {
 	stop
 }
 
+# disk_syncs: how many small appends per second the disk makes durable,
+# each with its own sync (dd's O_DSYNC writes, in the data directory's
+# file system): the ceiling of one client's durable writes, which wait
+# one sync each.
+disk_syncs() {
+	dd if=/dev/zero of="$DIR/sync-probe" bs=128 count=3000 oflag=dsync \
+	    2>&1 >/dev/null | awk '/copied/ {
+		for (i = 1; i <= NF; i++)
+			if ($i ~ /^s,?$/) secs = $(i - 1)
+		if (secs > 0) printf "%d\n", 3000 / secs
+	}'
+	rm -f "$DIR/sync-probe"
+}
+
 # The four loads of the issue.
 runs() {
 	measure set16x100 "$1" -c 16 -s 100 --mix set=1
@@ -113,8 +127,13 @@ echo "machine: $(nproc) cores, $(uname -r); load before: $(cut -d' ' -f1-3 \
 echo "dsd kvdb, --fsync=always; etcd $("$ETCD" --version |
     sed -n 's/^etcd Version: //p'), single node, default fsync;" \
     "$SECS s per run"
+SYNC1=$(disk_syncs)
+echo "disk: ${SYNC1:-?} synced 128-byte appends/s (dd oflag=dsync)"
 runs kvdb
 runs etcd
+SYNC2=$(disk_syncs)
+echo "disk: ${SYNC2:-?} synced appends/s after the runs"
+echo "disk syncs=${SYNC1:-0} after=${SYNC2:-0}" >>"$OUT"
 
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 # The table: throughput for the loaded runs, p99 for 1x1 Get.
@@ -125,6 +144,11 @@ function field(line, name,    n, i, kv) {
 		if (index(kv[i], name "=") == 1)
 			return substr(kv[i], length(name) + 2)
 	return ""
+}
+$1 == "disk" {
+	sync1 = field($0, "syncs")
+	sync2 = field($0, "after")
+	next
 }
 {
 	t = field($0, "target")
@@ -151,6 +175,11 @@ END {
 	    " ms")
 	row("Get/Range 1 x 1", "rps", "get1x1", "/s")
 	row("durable Set/Put 1 x 1, p99 latency", "p99", "set1x1", " ms")
+	if (sync1 + sync2 > 0)
+		printf "\ndurable Set 1 x 1 as a share of the disk sync rate " \
+		    "(%s/s before, %s/s after): kvdb %.0f%%, etcd %.0f%%\n",
+		    sync1, sync2, 100 * rps["set1x1", "kvdb"] / ((sync1 + sync2) / 2),
+		    100 * rps["set1x1", "etcd"] / ((sync1 + sync2) / 2)
 	printf "\nevery run (latency in ms, server RSS at the end):\n"
 	split("set16x100 get16x100 set1x1 get1x1", runs, " ")
 	for (i = 1; i <= 4; i++)
