@@ -1272,7 +1272,8 @@ wal_close(struct wal *w)
 
 	if (w == NULL)
 		return;
-	if (w->fd != -1 && (w->thread_started || w->inline_sync))
+	/* With the flusher running, fd is its own (and always open). */
+	if (w->thread_started || (w->inline_sync && w->fd != -1))
 		(void)wal_sync(w);
 	if (w->thread_started) {
 		pthread_mutex_lock(&w->mtx);
