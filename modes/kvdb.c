@@ -380,6 +380,7 @@ kv_init(struct dsd *d, void **statep)
 	struct grpc_config		 gc;
 	const char			*fs;
 	char				 err[512], *lock;
+	size_t				 held;
 
 	kv = xcalloc(1, sizeof *kv);
 	kv->d = d;
@@ -439,6 +440,14 @@ kv_init(struct dsd *d, void **statep)
 	gc.max_send_message = (size_t)flags_int(d, "max-message");
 	if (gc.h2.max_body < gc.max_recv_message + 5)
 		gc.h2.max_body = gc.max_recv_message + 5;
+	/* Replies a peer's flow control holds back, per connection: room for
+	 * four of the largest (64 MiB unless --max-message is 16 MiB or
+	 * more), where without a budget --max-streams of them could pile up,
+	 * 1 GiB with the defaults. */
+	held = gc.max_send_message > SIZE_MAX / 4 - 5 ? SIZE_MAX :
+	    4 * (gc.max_send_message + 5);
+	if (gc.h2.max_held < held)
+		gc.h2.max_held = held;
 	if ((kv->srv = grpc_server_new(d->base, &gc)) == NULL)
 		fatalx("cannot serve on %s", gc.h2.listen);
 	methods[0] = (struct grpc_method){ "/dsd.kvdb.v1.KV/Set", kv_set, kv };

@@ -67,6 +67,7 @@ struct h2_stream {
 #define H2_S_REMOTE_DONE	0x2	/* END_STREAM received */
 #define H2_S_RESET		0x4	/* RST_STREAM submitted */
 #define H2_S_GONE		0x8	/* in stream_close: no more frames */
+#define H2_S_WAITING		0x10	/* complete, not handed up: max_held */
 	struct evbuffer		*body;	/* response body not yet framed */
 	nghttp2_nv		*trailers;	/* one allocation, strings too */
 	size_t			 ntrailers;
@@ -82,6 +83,8 @@ struct h2_conn {
 	struct event		*flush;	/* deferred write, see h2_conn_kick */
 	enum h2_conn_state	 state;
 	int			 read_paused;
+	size_t			 held;	/* bytes of every s->body, see max_held */
+	size_t			 nwaiting;	/* streams with H2_S_WAITING */
 	size_t			 nstreams;
 	TAILQ_HEAD(, h2_stream)	 streams;
 	TAILQ_ENTRY(h2_conn)	 entry;
@@ -121,6 +124,7 @@ h2_config_defaults(struct h2_config *cfg)
 	cfg->max_header_list = 16384;
 	cfg->max_body = 64 << 20;
 	cfg->max_output = 1 << 20;
+	cfg->max_held = 64 << 20;
 	cfg->max_conns = 10000;
 	cfg->handshake_timeout_ms = 10000;
 	cfg->idle_timeout_ms = 300000;
@@ -160,9 +164,15 @@ h2_stream_gone(struct h2_stream *s, uint32_t error_code)
 	/* An answer submitted from stream_close would leave nghttp2 a data
 	 * source pointing at this stream after it is freed: refuse it. */
 	s->flags |= H2_S_GONE;
+	if (s->flags & H2_S_WAITING)
+		c->nwaiting--;
 	srv->cfg.cb->stream_close(s, s->user, error_code);
-	if (s->body != NULL)
+	if (s->body != NULL) {
+		/* A reset or a dropped connection: what flow control still
+		 * held back is given up. */
+		c->held -= evbuffer_get_length(s->body);
 		evbuffer_free(s->body);
+	}
 	free(s->trailers);
 	free(s);
 
@@ -304,8 +314,21 @@ h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
 		s->flags |= H2_S_REMOTE_DONE;
-		if (!(s->flags & (H2_S_RESPONDED | H2_S_RESET)) &&
-		    srv->cfg.cb->request_done(s, s->user) == -1)
+		if (s->flags & (H2_S_RESPONDED | H2_S_RESET))
+			return 0;
+		/* Replies that the peer's flow control holds back are over
+		 * budget: this request waits, unanswered and not refused,
+		 * until WINDOW_UPDATEs (still read) or resets let them go
+		 * (h2_conn_resume). */
+		if (c->held >= srv->cfg.max_held) {
+			log_debug("h2 %s: stream %d waits: %zu response bytes "
+			    "held, budget %zu", c->peer, s->id, c->held,
+			    srv->cfg.max_held);
+			s->flags |= H2_S_WAITING;
+			c->nwaiting++;
+			return 0;
+		}
+		if (srv->cfg.cb->request_done(s, s->user) == -1)
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
 	return 0;
@@ -365,6 +388,7 @@ h2_read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
 	n = evbuffer_remove(s->body, buf, length);
 	if (n < 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	s->conn->held -= (size_t)n;
 	if (evbuffer_get_length(s->body) != 0)
 		return n;
 	*data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -492,6 +516,10 @@ h2_stream_respond(struct h2_stream *s, const struct h2_header *hdrs,
 	if (nv != inline_nv)
 		free(nv);
 	s->flags |= H2_S_RESPONDED;
+	/* Counted only once nghttp2 has the data provider: from here
+	 * h2_read_body() or h2_stream_gone() takes it off again. */
+	if (s->body != NULL)
+		c->held += evbuffer_get_length(s->body);
 	h2_conn_kick(c);
 	return 0;
 
@@ -538,7 +566,7 @@ h2_conn_send(struct h2_conn *c)
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
 	const uint8_t	*data;
 	ssize_t		 n;
-	int		 w;
+	int		 w, capped = 1;
 
 	while (evbuffer_get_length(out) + evbuffer_get_length(c->obuf) <
 	    c->srv->cfg.max_output) {
@@ -548,8 +576,10 @@ h2_conn_send(struct h2_conn *c)
 			    nghttp2_strerror((int)n));
 			return -1;
 		}
-		if (n == 0)
+		if (n == 0) {
+			capped = 0;
 			break;
+		}
 		if (evbuffer_add(c->obuf, data, (size_t)n) == -1) {
 			log_warn("h2 %s: output", c->peer);
 			return -1;
@@ -572,6 +602,15 @@ h2_conn_send(struct h2_conn *c)
 		log_warn("h2 %s: output", c->peer);
 		return -1;
 	}
+	/* Stopped at the bound with more to frame, and the socket took it
+	 * all: no write callback will come, and a peer that has opened its
+	 * windows and now only waits would wait for ever.  Go on next pass. */
+	if (capped && evbuffer_get_length(out) == 0)
+		h2_conn_kick(c);
+	/* Sending drained held bytes: requests that waited for that may go
+	 * on, on the next pass. */
+	if (c->nwaiting > 0 && c->held < c->srv->cfg.max_held)
+		h2_conn_kick(c);
 	return 0;
 }
 
@@ -634,12 +673,41 @@ h2_conn_closing(struct h2_conn *c)
 	h2_timer_set(c->timer, H2_LINGER_MS);
 }
 
+/*
+ * Hand up the requests that waited for held reply bytes to drain, oldest
+ * stream first, while the connection is under its budget again.  Outside
+ * nghttp2's callbacks, so the upper layer may answer at once.
+ */
+static void
+h2_conn_resume(struct h2_conn *c)
+{
+	struct h2_server	*srv = c->srv;
+	struct h2_stream	*s;
+
+	/* No stream is freed here: a reset is only submitted. */
+	TAILQ_FOREACH(s, &c->streams, entry) {
+		if (c->nwaiting == 0 || c->held >= srv->cfg.max_held)
+			break;
+		if (!(s->flags & H2_S_WAITING))
+			continue;
+		s->flags &= ~H2_S_WAITING;
+		c->nwaiting--;
+		/* Answered meanwhile (a deadline), or reset. */
+		if (s->flags & (H2_S_RESPONDED | H2_S_RESET))
+			continue;
+		if (srv->cfg.cb->request_done(s, s->user) == -1)
+			h2_stream_reset(s, NGHTTP2_INTERNAL_ERROR);
+	}
+}
+
 /* The end of every top-level event: write, decide whether to close, and
  * free the connection if it is done.  c must not be used after. */
 static void
 h2_conn_io(struct h2_conn *c)
 {
 	if (c->state != H2_CLOSING) {
+		if (c->nwaiting > 0)
+			h2_conn_resume(c);
 		if (h2_conn_send(c) == -1)
 			h2_conn_closing(c);
 		else if (!nghttp2_session_want_read(c->session) &&
@@ -924,7 +992,7 @@ h2_server_new(struct event_base *base, const struct h2_config *cfg)
 	TAILQ_INIT(&srv->conns);
 	if (cfg->cb == NULL || cfg->max_streams == 0 ||
 	    cfg->max_header_list < 1024 || cfg->max_output < 16384 ||
-	    cfg->max_conns < 1 || cfg->window < 65535 ||
+	    cfg->max_held == 0 || cfg->max_conns < 1 || cfg->window < 65535 ||
 	    cfg->window > (uint32_t)NGHTTP2_MAX_WINDOW_SIZE) {
 		log_warnx("h2: configuration out of range");
 		goto fail;

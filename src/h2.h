@@ -20,6 +20,18 @@
  * - max_output bounds what one connection may have queued for the socket:
  *   past it the connection stops reading (a peer that does not read gets no
  *   more work done for it) until the output drains to half.
+ * - max_held bounds the response body bytes one connection holds submitted
+ *   but not yet framed: mostly those HTTP/2 flow control keeps back until
+ *   the peer sends WINDOW_UPDATE.  Reading must go on, since the
+ *   WINDOW_UPDATE that would drain them has to be read; instead, while the
+ *   connection holds max_held or more, a request that completes is not
+ *   handed up (request_done) but waits, unanswered and unrefused, until
+ *   the held bytes drain below max_held; then the waiting ones go up in
+ *   stream order.  Clients see a slower answer rather than an error.  It
+ *   is judged on what is held already, so one reply larger than max_held
+ *   still goes through, one at a time; replies answered later
+ *   (asynchronously) to requests handed up under the budget still add to
+ *   it, up to max_streams of them.
  * - handshake_timeout_ms: the client preface and first SETTINGS must
  *   arrive in time.  idle_timeout_ms: a connection with no open stream for
  *   that long gets GOAWAY and is closed.
@@ -94,6 +106,7 @@ struct h2_config {
 	uint32_t	 max_header_list;
 	size_t		 max_body;
 	size_t		 max_output;
+	size_t		 max_held;	/* response bytes held per connection */
 	int		 max_conns;
 	int		 handshake_timeout_ms;
 	int		 idle_timeout_ms;
@@ -103,8 +116,9 @@ struct h2_config {
 };
 
 /* Fill in the defaults: loopback, 100 streams, 16 KiB of headers, 64 MiB
- * of body, 1 MiB of output, 10000 connections, 10 s handshake, 300 s
- * idle, 1 MiB window.  listen and cb are left for the caller. */
+ * of body, 1 MiB of output, 64 MiB of held response bodies, 10000
+ * connections, 10 s handshake, 300 s idle, 1 MiB window.  listen and cb
+ * are left for the caller. */
 void		 h2_config_defaults(struct h2_config *);
 
 /*

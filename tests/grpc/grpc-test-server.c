@@ -1,6 +1,6 @@
 /*
  * A gRPC server for the transport's tests (tests/grpc/test_grpc.py) and
- * for h2load: the grpc/h2 modules with three test methods.
+ * for h2load: the grpc/h2 modules with four test methods.
  *
  *   /dsd.test.v1.Test/Echo  replies the request bytes
  *   /dsd.test.v1.Test/Slow  request: decimal milliseconds as text; replies
@@ -9,9 +9,13 @@
  *                           that the late-reply-to-a-dead-call path runs
  *   /dsd.test.v1.Test/Fail  request: "CODE message"; answers that status
  *                           and message (CODE 0: an empty reply)
+ *   /dsd.test.v1.Test/Big   request: a decimal byte count; replies that
+ *                           many bytes at once, so that a tiny request
+ *                           gets a large reply (the held-bytes budget)
  *
- * usage: grpc-test-server [-v] [-a addr] [-g grace-ms] [-H header-bytes]
- *            [-i idle-ms] [-m max-message] [-s max-streams] port
+ * usage: grpc-test-server [-v] [-a addr] [-b max-held] [-g grace-ms]
+ *            [-H header-bytes] [-i idle-ms] [-m max-message]
+ *            [-s max-streams] port
  * Prints "listening on ADDR:PORT" on stderr once bound (port 0 picks one);
  * SIGTERM or SIGINT stops it gracefully and it exits 0.
  */
@@ -148,10 +152,32 @@ fail(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	free(msg);
 }
 
+static void
+big(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	uint8_t	*out;
+	long	 n;
+
+	/* Over max-message, grpc_call_reply() answers RESOURCE_EXHAUSTED. */
+	if ((n = parse_num((const char *)req, len, 0, 1 << 30)) == -1) {
+		grpc_call_error(call, GRPC_INVALID_ARGUMENT,
+		    "want a byte count as decimal text");
+		return;
+	}
+	if ((out = malloc(n > 0 ? (size_t)n : 1)) == NULL) {
+		grpc_call_error(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	memset(out, 'b', (size_t)n);
+	grpc_call_reply(call, out, (size_t)n);
+	free(out);
+}
+
 static const struct grpc_method test_methods[] = {
 	{ "/dsd.test.v1.Test/Echo", echo, NULL },
 	{ "/dsd.test.v1.Test/Slow", slow, NULL },
 	{ "/dsd.test.v1.Test/Fail", fail, NULL },
+	{ "/dsd.test.v1.Test/Big", big, NULL },
 	{ NULL, NULL, NULL }
 };
 
@@ -171,8 +197,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: grpc-test-server [-v] [-a addr] [-g grace-ms] "
-	    "[-H header-bytes] [-i idle-ms] [-m max-message] "
+	fprintf(stderr, "usage: grpc-test-server [-v] [-a addr] [-b max-held] "
+	    "[-g grace-ms] [-H header-bytes] [-i idle-ms] [-m max-message] "
 	    "[-s max-streams] port\n");
 	exit(2);
 }
@@ -199,10 +225,13 @@ main(int argc, char **argv)
 	long			 port;
 
 	grpc_config_defaults(&cfg);
-	while ((ch = getopt(argc, argv, "a:g:H:i:m:s:v")) != -1) {
+	while ((ch = getopt(argc, argv, "a:b:g:H:i:m:s:v")) != -1) {
 		switch (ch) {
 		case 'a':
 			addr = optarg;
+			break;
+		case 'b':
+			cfg.h2.max_held = (size_t)num_arg(optarg, 1, 1 << 30);
 			break;
 		case 'g':
 			grace_ms = (int)num_arg(optarg, 0, 600000);

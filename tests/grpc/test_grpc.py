@@ -7,9 +7,10 @@ Starts the test server on a free loopback port and checks it with Debian's
 python3-grpcio (generic stubs on raw bytes, no generated code) and with a
 raw HTTP/2 client on a plain socket for what grpcio cannot send: a broken
 preface, malformed frames, huge header blocks, a lying message prefix,
-server-side grpc-timeout in every unit, a client that never reads.  Raw
-responses are HPACK-decoded with the system's libnghttp2 through ctypes,
-so the test needs no HTTP/2 package of its own.
+server-side grpc-timeout in every unit, a client that never reads, one
+that never opens its flow-control window.  Raw responses are HPACK-decoded
+with the system's libnghttp2 through ctypes, so the test needs no HTTP/2
+package of its own.
 
 Prints "ok - name" / "not ok - name" per check and "N passed, M failed";
 exits non-zero on a failure.  Run it with /usr/bin/python3: a pyenv or
@@ -785,6 +786,161 @@ def main():
         r.close()
     check("a client that floods and never reads is bounded",
           abuse(srv, no_reader))
+
+    def held_budget():
+        # A client that announces SETTINGS_INITIAL_WINDOW_SIZE=0 and never
+        # opens a window: every reply stays with the server.  Past the
+        # per-connection budget (-b) its further requests must wait,
+        # neither answered into memory nor refused, while the connection
+        # is still read, so that WINDOW_UPDATEs and resets drain what is
+        # held and the waiting requests are then answered.
+        held, big, nstreams = 8 << 20, 1 << 20, 100
+        s2 = Server(binary, "-b", str(held), "-m", str(big + 1024),
+                    "-s", "256")
+        want = -(-held // (big + 5))
+
+        def open_many(r, first, n):
+            """Open n streams asking Big for 1 MiB; return their ids, the
+            ids that got response headers, and any RST_STREAM codes."""
+            sids = list(range(first, first + 2 * n, 2))
+            out = b""
+            for sid in sids:
+                out += frame(HEADERS, END_HEADERS, sid, hpack(
+                    [(":method", "POST"), (":scheme", "http"),
+                     (":path", TEST + "Big"), (":authority", "x"),
+                     ("content-type", "application/grpc"),
+                     ("te", "trailers")])) + \
+                    frame(DATA, END_STREAM, sid, grpc_msg(b"%d" % big))
+            r.send(out)
+            answered, reset = [], {}
+            # Wait for the budget's worth of answers, then a little more
+            # to see that nothing else comes.
+            deadline = time.monotonic() + 10
+            while True:
+                if len(answered) >= want:
+                    deadline = min(deadline, time.monotonic() + 0.5)
+                f = r.frame(deadline)
+                if f is None:
+                    break
+                if f[2] not in sids:
+                    continue
+                if f[0] == HEADERS and f[2] not in answered:
+                    answered.append(f[2])
+                elif f[0] == RST_STREAM:
+                    reset[f[2]] = struct.unpack(">I", f[3])[0]
+                elif f[0] == DATA:
+                    raise AssertionError("DATA through a zero window")
+            expect(len(answered) == want and not reset, "%d streams "
+                   "answered into a zero window (wanted %d: budget %d, "
+                   "reply %d), resets %s" % (len(answered), want, held,
+                                            big, reset))
+            return sids, answered
+
+        def read_all(r, sids, timeout):
+            got = {sid: {"headers": [], "data": b""} for sid in sids}
+            done = set()
+            deadline = time.monotonic() + timeout
+            while len(done) < len(sids):
+                f = r.frame(deadline)
+                expect(f is not None, "%d of %d replies completed" %
+                       (len(done), len(sids)))
+                if f[2] not in got:
+                    continue
+                if f[0] == HEADERS:
+                    got[f[2]]["headers"].append(f[3])
+                elif f[0] == DATA:
+                    got[f[2]]["data"] += f[3]
+                elif f[0] == RST_STREAM:
+                    raise AssertionError("stream %d reset" % f[2])
+                if f[0] in (HEADERS, DATA) and f[1] & END_STREAM:
+                    done.add(f[2])
+            for sid, resp in got.items():
+                expect(status_of(resp) == 0 and len(resp["data"]) ==
+                       big + 5, "stream %d: status %s, %d bytes" %
+                       (sid, status_of(resp), len(resp["data"])))
+
+        def zero_window(r):
+            r.send(frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 0)))
+
+        def run():
+            rss0 = s2.rss_kib()
+            r = Raw(s2.port, preface=False)
+            r.send(PREFACE)
+            zero_window(r)
+            sids, answered = open_many(r, 1, nstreams)
+            if not binary.endswith("-san"):
+                grew = s2.rss_kib() - rss0
+                expect(grew < 4 * held // 1024, "server grew by %d KiB for "
+                       "%d streams of %d bytes" % (grew, nstreams, big))
+            # Another connection is served in full meanwhile.
+            c = channel(s2.addr)
+            expect(len(stub(c, TEST + "Big")(b"%d" % big, timeout=10)) ==
+                   big, "a good client's large reply")
+            # Opening the windows (a larger initial window applies to the
+            # open streams too) drains what is held; every waiting
+            # request is then answered, all 100 in full.
+            r.send(frame(SETTINGS, 0, 0, struct.pack(">HI", 4, big + 5)) +
+                   frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 30)))
+            read_all(r, sids, 30)
+            # Over budget again; resetting every stream of the round
+            # releases the held bytes as surely as sending them, and a
+            # new call is answered.
+            zero_window(r)
+            sids, answered = open_many(r, 2 * nstreams + 1, nstreams)
+            rst = b""
+            for sid in sids:
+                rst += frame(RST_STREAM, 0, sid, struct.pack(">I", 8))
+            r.send(rst)
+            sid = 4 * nstreams + 1
+            r.request(sid, TEST + "Big", grpc_msg(b"%d" % big))
+            r.send(frame(WINDOW_UPDATE, 0, sid, struct.pack(">I", big + 5)))
+            resp = r.response(sid, timeout=10)
+            expect(status_of(resp) == 0, "no answer after the held "
+                   "streams were reset: %s" % {k: v for k, v in resp.items()
+                                               if k != "data"})
+            r.close()
+            # Closing lets the rest go: more rounds on fresh connections
+            # cost no more than the first did.
+            time.sleep(0.2)
+            rss1 = s2.rss_kib()
+            for _ in range(3):
+                r = Raw(s2.port, preface=False)
+                r.send(PREFACE)
+                zero_window(r)
+                open_many(r, 1, nstreams)
+                r.close()
+            time.sleep(0.2)
+            if not binary.endswith("-san"):
+                grew = s2.rss_kib() - rss1
+                expect(grew < 2 * held // 1024, "three more rounds grew the "
+                       "server by %d KiB" % grew)
+            c.close()
+        try:
+            abuse(s2, run)()
+        finally:
+            expect(s2.stop() == 0, "the server did not stop cleanly")
+            bad = s2.sanitizer_report()
+            expect(not bad, "\n".join(bad[:20]))
+    check("a client that never opens its window: past the held-bytes "
+          "budget its requests wait, memory bounded; WINDOW_UPDATE or "
+          "reset lets them go", held_budget)
+
+    def held_budget_small():
+        # A budget smaller than one reply still serves one call at a time:
+        # a request waits only if bytes are held already.
+        s2 = Server(binary, "-b", "65536", "-m", str(2 << 20))
+        try:
+            c = channel(s2.addr)
+            big = stub(c, TEST + "Big")
+            for n in (1 << 20, 2 << 20, 1 << 20):
+                expect(len(big(b"%d" % n, timeout=10)) == n, "wrong reply")
+            c.close()
+        finally:
+            expect(s2.stop() == 0, "the server did not stop cleanly")
+            bad = s2.sanitizer_report()
+            expect(not bad, "\n".join(bad[:20]))
+    check("a held-bytes budget below one reply serves calls one at a time",
+          held_budget_small)
 
     def max_streams():
         # SETTINGS_MAX_CONCURRENT_STREAMS is announced and enforced.
