@@ -89,6 +89,8 @@ static const struct flag kv_flags[] = {
 	  "concurrent calls per connection" },
 	{ "max-connections", FLAG_INT, "N", "1024", 1, 1000000,
 	  "connections served at once" },
+	{ "max-request-memory", FLAG_INT, "BYTES", "536870912", 1 << 20,
+	  1LL << 40, "request bytes being received, all connections" },
 	{ "shutdown-grace", FLAG_INT, "MS", "5000", 0, 600000,
 	  "how long calls in flight may finish after SIGTERM" },
 	{ NULL, 0, NULL, NULL, 0, 0, NULL }
@@ -448,6 +450,15 @@ kv_init(struct dsd *d, void **statep)
 	    4 * (gc.max_send_message + 5);
 	if (gc.h2.max_held < held)
 		gc.h2.max_held = held;
+	/* Request messages still arriving: the same per connection, so that
+	 * one client cannot take all of --max-request-memory from the rest,
+	 * but never more than that. */
+	gc.h2.max_pending_total = (size_t)flags_int(d, "max-request-memory");
+	gc.h2.max_pending = held;
+	if (gc.h2.max_pending < (size_t)64 << 20)
+		gc.h2.max_pending = (size_t)64 << 20;
+	if (gc.h2.max_pending > gc.h2.max_pending_total)
+		gc.h2.max_pending = gc.h2.max_pending_total;
 	if ((kv->srv = grpc_server_new(d->base, &gc)) == NULL)
 		fatalx("cannot serve on %s", gc.h2.listen);
 	methods[0] = (struct grpc_method){ "/dsd.kvdb.v1.KV/Set", kv_set, kv };

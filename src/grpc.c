@@ -64,6 +64,7 @@ struct grpc_call {
 	uint8_t			 prefix[GRPC_PREFIX];
 	size_t			 nprefix;
 	uint8_t			*msg;
+	size_t			 msgcap;	/* allocated, grows to msglen */
 	size_t			 msglen;
 	size_t			 msggot;
 
@@ -477,6 +478,32 @@ grpc_stream_headers_done(struct h2_stream *stream, void *user)
 	return 0;
 }
 
+/*
+ * Room for need bytes of the message.  It grows as bytes arrive, doubling,
+ * rather than to the length the prefix announces: five bytes must not
+ * commit megabytes, and h2's budget on request bytes (max_pending) counts
+ * what arrived, which this keeps within twice what is allocated.
+ */
+static int
+grpc_msg_grow(struct grpc_call *call, size_t need)
+{
+	uint8_t	*p;
+	size_t	 cap;
+
+	if (need <= call->msgcap)
+		return 0;
+	cap = call->msgcap < 4096 ? 4096 : call->msgcap;
+	while (cap < need)
+		cap *= 2;
+	if (cap > call->msglen)
+		cap = call->msglen;
+	if ((p = realloc(call->msg, cap)) == NULL)
+		return -1;
+	call->msg = p;
+	call->msgcap = cap;
+	return 0;
+}
+
 static int
 grpc_stream_data(struct h2_stream *stream, void *user, const uint8_t *data,
     size_t len)
@@ -531,17 +558,17 @@ grpc_stream_data(struct h2_stream *stream, void *user, const uint8_t *data,
 				return 0;
 			}
 			call->msglen = mlen;
-			if (mlen > 0 && (call->msg = malloc(mlen)) == NULL) {
-				(void)grpc_send_status(call, "200",
-				    GRPC_RESOURCE_EXHAUSTED,
-				    "out of memory for the request", 0);
-				return 0;
-			}
 			continue;
 		}
 		n = call->msglen - call->msggot;
 		if (n > len)
 			n = len;
+		if (grpc_msg_grow(call, call->msggot + n) == -1) {
+			(void)grpc_send_status(call, "200",
+			    GRPC_RESOURCE_EXHAUSTED,
+			    "out of memory for the request", 0);
+			return 0;
+		}
 		memcpy(call->msg + call->msggot, data, n);
 		call->msggot += n;
 		data += n;
@@ -574,7 +601,24 @@ grpc_stream_request_done(struct h2_stream *stream, void *user)
 	    (const uint8_t *)"", call->msglen, call->method->arg);
 	free(call->msg);
 	call->msg = NULL;
+	call->msgcap = 0;
 	return 0;
+}
+
+static void
+grpc_stream_over_budget(struct h2_stream *stream, void *user)
+{
+	struct grpc_call	*call = user;
+
+	if (!grpc_call_alive(call))
+		return;
+	/* The bytes so far go now; the rest will not come. */
+	free(call->msg);
+	call->msg = NULL;
+	call->msgcap = 0;
+	(void)grpc_send_status(call, "200", GRPC_RESOURCE_EXHAUSTED,
+	    "the server is receiving too many request bytes at once; "
+	    "try again", 0);
 }
 
 static void
@@ -609,6 +653,7 @@ static const struct h2_callbacks grpc_h2_callbacks = {
 	grpc_stream_header,
 	grpc_stream_headers_done,
 	grpc_stream_data,
+	grpc_stream_over_budget,
 	grpc_stream_request_done,
 	grpc_stream_close,
 };

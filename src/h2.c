@@ -62,6 +62,7 @@ struct h2_stream {
 	void			*user;
 	size_t			 header_bytes;
 	size_t			 body_bytes;
+	size_t			 pending;	/* body bytes counted, max_pending */
 	int			 flags;
 #define H2_S_RESPONDED		0x1	/* response submitted */
 #define H2_S_REMOTE_DONE	0x2	/* END_STREAM received */
@@ -85,6 +86,8 @@ struct h2_conn {
 	int			 read_paused;
 	size_t			 held;	/* bytes of every s->body, see max_held */
 	size_t			 nwaiting;	/* streams with H2_S_WAITING */
+	size_t			 pending;	/* every s->pending */
+	size_t			 nrefused;	/* streams over max_pending */
 	size_t			 nstreams;
 	TAILQ_HEAD(, h2_stream)	 streams;
 	TAILQ_ENTRY(h2_conn)	 entry;
@@ -101,6 +104,7 @@ struct h2_server {
 	TAILQ_HEAD(, h2_conn)	 conns;
 	size_t			 nconns;
 	int			 port;
+	size_t			 pending;	/* every c->pending */
 
 	int			 shutting_down;
 	struct event		*grace;
@@ -125,6 +129,8 @@ h2_config_defaults(struct h2_config *cfg)
 	cfg->max_body = 64 << 20;
 	cfg->max_output = 1 << 20;
 	cfg->max_held = 64 << 20;
+	cfg->max_pending = 64 << 20;
+	cfg->max_pending_total = 512 << 20;
 	cfg->max_conns = 10000;
 	cfg->handshake_timeout_ms = 10000;
 	cfg->idle_timeout_ms = 300000;
@@ -149,6 +155,16 @@ h2_stream_get(struct h2_conn *c, int32_t id)
 	return nghttp2_session_get_stream_user_data(c->session, id);
 }
 
+/* The request body the upper layer holds for s is no longer counted:
+ * handed up whole, answered, reset or gone. */
+static void
+h2_stream_unpend(struct h2_stream *s)
+{
+	s->conn->pending -= s->pending;
+	s->conn->srv->pending -= s->pending;
+	s->pending = 0;
+}
+
 /* The stream is gone: tell the upper layer, forget it.  The one place a
  * stream is freed. */
 static void
@@ -166,6 +182,7 @@ h2_stream_gone(struct h2_stream *s, uint32_t error_code)
 	s->flags |= H2_S_GONE;
 	if (s->flags & H2_S_WAITING)
 		c->nwaiting--;
+	h2_stream_unpend(s);
 	srv->cfg.cb->stream_close(s, s->user, error_code);
 	if (s->body != NULL) {
 		/* A reset or a dropped connection: what flow control still
@@ -258,23 +275,53 @@ h2_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
     const uint8_t *data, size_t len, void *arg)
 {
 	struct h2_conn		*c = arg;
+	struct h2_server	*srv = c->srv;
 	struct h2_stream	*s;
 	static const struct h2_header too_large[] = {
 		{ ":status", "413", 0 },
 	};
+	static const struct h2_header busy[] = {
+		{ ":status", "503", 0 },
+	};
+	void			(*say)(const char *, ...);
 
 	if ((s = h2_stream_get(c, stream_id)) == NULL ||
 	    (s->flags & (H2_S_RESPONDED | H2_S_RESET)))
 		return 0;
 	s->body_bytes += len;
-	if (s->body_bytes > c->srv->cfg.max_body) {
+	if (s->body_bytes > srv->cfg.max_body) {
 		log_debug("h2 %s: stream %d: body over %zu bytes", c->peer,
-		    s->id, c->srv->cfg.max_body);
+		    s->id, srv->cfg.max_body);
 		if (h2_stream_respond(s, too_large, 1, NULL, NULL, 0) == -1)
 			h2_stream_reset(s, NGHTTP2_INTERNAL_ERROR);
 		return 0;
 	}
-	if (c->srv->cfg.cb->data(s, s->user, data, len) == -1)
+	/* Flow control does not bound what request bodies take: the window
+	 * is given back as the bytes arrive, so that a large message on one
+	 * stream cannot stall the others, and each stream may hold up to
+	 * max_body.  These budgets do.  The stream whose bytes would go past
+	 * one is refused; the others go on.  One line per connection at info,
+	 * since a client that does this does it many times. */
+	if (c->pending + len > srv->cfg.max_pending ||
+	    srv->pending + len > srv->cfg.max_pending_total) {
+		say = c->nrefused++ == 0 ? log_info : log_debug;
+		say("h2 %s: stream %d refused: request bodies being "
+		    "received would take %zu bytes on this connection (budget "
+		    "%zu), %zu on the server (budget %zu)", c->peer, s->id,
+		    c->pending + len, srv->cfg.max_pending, srv->pending + len,
+		    srv->cfg.max_pending_total);
+		h2_stream_unpend(s);
+		if (srv->cfg.cb->over_budget != NULL)
+			srv->cfg.cb->over_budget(s, s->user);
+		if (!(s->flags & (H2_S_RESPONDED | H2_S_RESET)) &&
+		    h2_stream_respond(s, busy, 1, NULL, NULL, 0) == -1)
+			h2_stream_reset(s, NGHTTP2_INTERNAL_ERROR);
+		return 0;
+	}
+	s->pending += len;
+	c->pending += len;
+	srv->pending += len;
+	if (srv->cfg.cb->data(s, s->user, data, len) == -1)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	return 0;
 }
@@ -328,6 +375,7 @@ h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
 			c->nwaiting++;
 			return 0;
 		}
+		h2_stream_unpend(s);
 		if (srv->cfg.cb->request_done(s, s->user) == -1)
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
@@ -516,6 +564,7 @@ h2_stream_respond(struct h2_stream *s, const struct h2_header *hdrs,
 	if (nv != inline_nv)
 		free(nv);
 	s->flags |= H2_S_RESPONDED;
+	h2_stream_unpend(s);
 	/* Counted only once nghttp2 has the data provider: from here
 	 * h2_read_body() or h2_stream_gone() takes it off again. */
 	if (s->body != NULL)
@@ -544,6 +593,7 @@ h2_stream_reset(struct h2_stream *s, uint32_t error_code)
 	if ((s->flags & (H2_S_RESET | H2_S_GONE)) || c->state == H2_CLOSING)
 		return;
 	s->flags |= H2_S_RESET;
+	h2_stream_unpend(s);
 	nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->id,
 	    error_code);
 	h2_conn_kick(c);
@@ -695,6 +745,7 @@ h2_conn_resume(struct h2_conn *c)
 		/* Answered meanwhile (a deadline), or reset. */
 		if (s->flags & (H2_S_RESPONDED | H2_S_RESET))
 			continue;
+		h2_stream_unpend(s);
 		if (srv->cfg.cb->request_done(s, s->user) == -1)
 			h2_stream_reset(s, NGHTTP2_INTERNAL_ERROR);
 	}
@@ -992,7 +1043,9 @@ h2_server_new(struct event_base *base, const struct h2_config *cfg)
 	TAILQ_INIT(&srv->conns);
 	if (cfg->cb == NULL || cfg->max_streams == 0 ||
 	    cfg->max_header_list < 1024 || cfg->max_output < 16384 ||
-	    cfg->max_held == 0 || cfg->max_conns < 1 || cfg->window < 65535 ||
+	    cfg->max_held == 0 || cfg->max_pending == 0 ||
+	    cfg->max_pending_total < cfg->max_pending ||
+	    cfg->max_conns < 1 || cfg->window < 65535 ||
 	    cfg->window > (uint32_t)NGHTTP2_MAX_WINDOW_SIZE) {
 		log_warnx("h2: configuration out of range");
 		goto fail;

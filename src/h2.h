@@ -17,6 +17,15 @@
  * - max_body bounds the request body of one stream still being read (a
  *   413 and a reset past it).  Data that arrives after the response was
  *   submitted is discarded, not counted.
+ * - max_pending bounds the request body bytes one connection has handed
+ *   up for requests not yet complete (or complete but waiting, below),
+ *   max_pending_total those of every connection together.  Flow control
+ *   does not: h2 gives the window back as bytes arrive, so that one large
+ *   message does not stall the other streams, and each of max_streams
+ *   streams may send up to max_body.  The stream whose bytes would go
+ *   past either budget is answered over_budget (or 503) and its bytes no
+ *   longer counted; the others go on.  A request's bytes stop counting
+ *   once it is handed up whole, answered or reset.
  * - max_output bounds what one connection may have queued for the socket:
  *   past it the connection stops reading (a peer that does not read gets no
  *   more work done for it) until the output drains to half.
@@ -92,6 +101,10 @@ struct h2_callbacks {
 	 * been submitted. */
 	int	 (*data)(struct h2_stream *, void *user, const uint8_t *,
 		    size_t);
+	/* The request's body would go past max_pending or
+	 * max_pending_total: answer it now (the body will not come), or a
+	 * 503 goes.  May be NULL. */
+	void	 (*over_budget)(struct h2_stream *, void *user);
 	/* The client finished its request (END_STREAM). */
 	int	 (*request_done)(struct h2_stream *, void *user);
 	/* The stream is gone; the last call for it.  error_code is the
@@ -107,6 +120,8 @@ struct h2_config {
 	size_t		 max_body;
 	size_t		 max_output;
 	size_t		 max_held;	/* response bytes held per connection */
+	size_t		 max_pending;	/* request bytes received, per conn */
+	size_t		 max_pending_total; /* the same, every connection */
 	int		 max_conns;
 	int		 handshake_timeout_ms;
 	int		 idle_timeout_ms;
@@ -116,7 +131,8 @@ struct h2_config {
 };
 
 /* Fill in the defaults: loopback, 100 streams, 16 KiB of headers, 64 MiB
- * of body, 1 MiB of output, 64 MiB of held response bodies, 10000
+ * of body, 1 MiB of output, 64 MiB of held response bodies, 64 MiB of
+ * request bodies per connection and 512 MiB in all, 10000
  * connections, 10 s handshake, 300 s idle, 1 MiB window.  listen and cb
  * are left for the caller. */
 void		 h2_config_defaults(struct h2_config *);

@@ -15,7 +15,7 @@
  *
  * usage: grpc-test-server [-v] [-a addr] [-b max-held] [-g grace-ms]
  *            [-H header-bytes] [-i idle-ms] [-m max-message]
- *            [-s max-streams] port
+ *            [-p max-pending] [-P max-pending-total] [-s max-streams] port
  * Prints "listening on ADDR:PORT" on stderr once bound (port 0 picks one);
  * SIGTERM or SIGINT stops it gracefully and it exits 0.
  */
@@ -199,7 +199,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: grpc-test-server [-v] [-a addr] [-b max-held] "
 	    "[-g grace-ms] [-H header-bytes] [-i idle-ms] [-m max-message] "
-	    "[-s max-streams] port\n");
+	    "[-p max-pending] [-P max-pending-total] [-s max-streams] "
+	    "port\n");
 	exit(2);
 }
 
@@ -225,13 +226,21 @@ main(int argc, char **argv)
 	long			 port;
 
 	grpc_config_defaults(&cfg);
-	while ((ch = getopt(argc, argv, "a:b:g:H:i:m:s:v")) != -1) {
+	while ((ch = getopt(argc, argv, "a:b:g:H:i:m:p:P:s:v")) != -1) {
 		switch (ch) {
 		case 'a':
 			addr = optarg;
 			break;
 		case 'b':
 			cfg.h2.max_held = (size_t)num_arg(optarg, 1, 1 << 30);
+			break;
+		case 'p':
+			cfg.h2.max_pending = (size_t)num_arg(optarg, 1,
+			    1 << 30);
+			break;
+		case 'P':
+			cfg.h2.max_pending_total = (size_t)num_arg(optarg, 1,
+			    1 << 30);
 			break;
 		case 'g':
 			grace_ms = (int)num_arg(optarg, 0, 600000);
@@ -262,6 +271,8 @@ main(int argc, char **argv)
 	if (argc - optind != 1)
 		usage();
 	port = num_arg(argv[optind], 0, 65535);
+	if (cfg.h2.max_pending > cfg.h2.max_pending_total)
+		cfg.h2.max_pending = cfg.h2.max_pending_total;
 
 	log_init("grpc-test-server", verbose);
 	signal(SIGPIPE, SIG_IGN);

@@ -942,6 +942,108 @@ def main():
     check("a held-bytes budget below one reply serves calls one at a time",
           held_budget_small)
 
+    def request_budget():
+        # Request messages that never finish: flow control gives the window
+        # back as bytes arrive, so only the budgets on bytes being received
+        # (-p per connection, -P for the server) stop a client from
+        # parking max-streams x max-message on each connection.  The
+        # stream whose bytes would pass a budget gets RESOURCE_EXHAUSTED;
+        # the ones already counted go on, and closing releases them.
+        piece = 512 << 10
+        per_conn, total = 16 * piece, 24 * piece
+        s2 = Server(binary, "-m", str(4 << 20), "-p", str(per_conn),
+                    "-P", str(total))
+
+        def start(r, sids):
+            """Each stream: headers, a prefix announcing 4 MiB, and piece
+            bytes in all (prefix included), in 16 KiB frames."""
+            out = b""
+            for sid in sids:
+                out += frame(HEADERS, END_HEADERS, sid, hpack(
+                    [(":method", "POST"), (":scheme", "http"),
+                     (":path", TEST + "Echo"), (":authority", "x"),
+                     ("content-type", "application/grpc"),
+                     ("te", "trailers")]))
+                body = struct.pack(">BI", 0, 4 << 20) + \
+                    b"x" * (piece - 5)
+                for off in range(0, len(body), 16384):
+                    out += frame(DATA, 0, sid, body[off:off + 16384])
+            r.send(out)
+
+        def refused(r, sids, timeout=1.0):
+            """The streams of sids answered within timeout, each with its
+            grpc-status; every answer must be RESOURCE_EXHAUSTED."""
+            got = {}
+            deadline = time.monotonic() + timeout
+            while True:
+                f = r.frame(deadline)
+                if f is None:
+                    break
+                if f[0] == HEADERS and f[2] in sids:
+                    got[f[2]] = status_of({"headers": [f[3]]})
+                if f[0] == GOAWAY:
+                    raise AssertionError("GOAWAY %r" % (f[3][:8],))
+            bad = {k: v for k, v in got.items() if v != 8}
+            expect(not bad, "answers other than RESOURCE_EXHAUSTED: %s" %
+                   bad)
+            return sorted(got)
+
+        def run():
+            rss0 = s2.rss_kib()
+            a = Raw(s2.port)
+            sids_a = list(range(1, 41, 2))              # 20 streams
+            start(a, sids_a)
+            got = refused(a, sids_a)
+            expect(got == sids_a[16:], "connection budget: refused %s, "
+                   "wanted the last four %s" % (got, sids_a[16:]))
+            # Other connections are served meanwhile.
+            ch2 = channel(s2.addr)
+            echo = stub(ch2, TEST + "Echo")
+            expect(echo(b"good", timeout=5) == b"good", "no echo")
+            # Another connection: the server's budget leaves it 8 pieces.
+            b = Raw(s2.port)
+            sids_b = list(range(1, 21, 2))              # 10 streams
+            start(b, sids_b)
+            got = refused(b, sids_b)
+            expect(got == sids_b[8:], "server budget: refused %s, wanted "
+                   "%s" % (got, sids_b[8:]))
+            # The server's budget is spent: any request body is refused
+            # now, at once and with a clear status, rather than memory
+            # growing without bound.
+            expect_code(lambda: echo(b"late", timeout=5),
+                        grpc.StatusCode.RESOURCE_EXHAUSTED)
+            if not binary.endswith("-san"):
+                grew = s2.rss_kib() - rss0
+                expect(grew < 3 * total // 1024, "the server grew by %d "
+                       "KiB holding %d KiB of requests" %
+                       (grew, total // 1024))
+            # Closing both gives everything back: a fresh connection has
+            # its whole budget again, and a whole message goes through.
+            a.close()
+            b.close()
+            time.sleep(0.3)
+            c = Raw(s2.port)
+            sids_c = list(range(1, 35, 2))              # 17 streams
+            start(c, sids_c)
+            got = refused(c, sids_c)
+            expect(got == sids_c[16:], "after closing: refused %s, wanted "
+                   "%s" % (got, sids_c[16:]))
+            c.close()
+            time.sleep(0.3)
+            msg = b"y" * (3 << 20)
+            expect(echo(msg, timeout=10) == msg,
+                   "a 3 MiB echo after the abusers left")
+            ch2.close()
+            expect(s2.alive(), "the server died")
+        try:
+            run()
+        finally:
+            expect(s2.stop() == 0, "the server did not stop cleanly")
+            bad = s2.sanitizer_report()
+            expect(not bad, "\n".join(bad[:20]))
+    check("requests that never finish: past the budgets on bytes being "
+          "received, RESOURCE_EXHAUSTED; the others go on", request_budget)
+
     def max_streams():
         # SETTINGS_MAX_CONCURRENT_STREAMS is announced and enforced.
         s2 = Server(binary, "-s", "4")
