@@ -17,6 +17,7 @@
 #include <sys/types.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -80,7 +81,8 @@ struct h2_conn {
 	struct bufferevent	*bev;
 	struct evbuffer		*obuf;	/* framed, not yet handed on */
 	nghttp2_session		*session;
-	struct event		*timer;	/* handshake, idle or linger */
+	struct event		*timer;	/* handshake, idle, stall, linger */
+	struct timeval		 last_read;
 	struct event		*flush;	/* deferred write, see h2_conn_kick */
 	enum h2_conn_state	 state;
 	int			 read_paused;
@@ -237,8 +239,10 @@ h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
 	}
 	TAILQ_INSERT_TAIL(&c->streams, s, entry);
 	c->nstreams++;
-	if (c->state == H2_OPEN)
-		evtimer_del(c->timer);
+	/* The idle clock stops; the stall clock (h2_conn_timercb) starts. */
+	if (c->state == H2_OPEN && c->nstreams == 1 &&
+	    srv->cfg.idle_timeout_ms > 0)
+		h2_timer_set(c->timer, srv->cfg.idle_timeout_ms);
 	return 0;
 }
 
@@ -783,6 +787,7 @@ h2_conn_readcb(struct bufferevent *bev, void *arg)
 		    evbuffer_get_length(bufferevent_get_input(bev)));
 		return;
 	}
+	event_base_gettimeofday_cached(c->srv->base, &c->last_read);
 	if (h2_conn_recv(c) == -1)
 		h2_conn_closing(c);
 	h2_conn_io(c);
@@ -817,6 +822,41 @@ h2_conn_eventcb(struct bufferevent *bev, short what, void *arg)
 		h2_conn_free(c);
 }
 
+/*
+ * With streams open the timer watches for a peer that went quiet in the
+ * middle of a request: nothing read for idle_timeout_ms while a request is
+ * unfinished.  A dead peer (no FIN, no RST) would otherwise keep its
+ * streams, its bytes under max_pending and its connection slot for good.
+ * Requests that are complete and wait for our answer are ours to finish,
+ * however long that takes.
+ */
+static void
+h2_conn_stalled(struct h2_conn *c)
+{
+	struct h2_stream	*s;
+	struct timeval		 now, quiet;
+	long long		 ms, limit = c->srv->cfg.idle_timeout_ms;
+
+	event_base_gettimeofday_cached(c->srv->base, &now);
+	timersub(&now, &c->last_read, &quiet);
+	ms = (long long)quiet.tv_sec * 1000 + quiet.tv_usec / 1000;
+	if (ms < limit) {
+		h2_timer_set(c->timer, (int)(limit - ms));
+		return;
+	}
+	TAILQ_FOREACH(s, &c->streams, entry) {
+		if (!(s->flags & (H2_S_REMOTE_DONE | H2_S_RESET)))
+			break;
+	}
+	if (s == NULL) {
+		h2_timer_set(c->timer, (int)limit);
+		return;
+	}
+	log_info("h2 %s: nothing received for %lld ms with the request on "
+	    "stream %d unfinished; closing", c->peer, ms, s->id);
+	nghttp2_session_terminate_session(c->session, NGHTTP2_NO_ERROR);
+}
+
 static void
 h2_conn_timercb(evutil_socket_t fd, short what, void *arg)
 {
@@ -831,8 +871,10 @@ h2_conn_timercb(evutil_socket_t fd, short what, void *arg)
 		h2_conn_closing(c);
 		break;
 	case H2_OPEN:
-		if (c->nstreams > 0)
+		if (c->nstreams > 0) {
+			h2_conn_stalled(c);
 			break;
+		}
 		log_debug("h2 %s: idle, closing", c->peer);
 		nghttp2_session_terminate_session(c->session,
 		    NGHTTP2_NO_ERROR);
@@ -961,6 +1003,7 @@ h2_conn_new(struct h2_server *srv, evutil_socket_t fd,
 	}
 	if (srv->cfg.handshake_timeout_ms > 0)
 		h2_timer_set(c->timer, srv->cfg.handshake_timeout_ms);
+	event_base_gettimeofday_cached(srv->base, &c->last_read);
 	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
 	srv->nconns++;
 	log_debug("h2 %s: connected", c->peer);

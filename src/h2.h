@@ -43,7 +43,9 @@
  *   it, up to max_streams of them.
  * - handshake_timeout_ms: the client preface and first SETTINGS must
  *   arrive in time.  idle_timeout_ms: a connection with no open stream for
- *   that long gets GOAWAY and is closed.
+ *   that long gets GOAWAY and is closed; so does one from which nothing
+ *   arrives for that long while a request on it is unfinished (a dead
+ *   peer would hold its streams and their max_pending bytes for good).
  * - max_conns: connections past it are accepted and closed at once.
  *
  * A broken preface or a protocol error closes that connection only (with

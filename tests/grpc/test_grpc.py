@@ -1085,6 +1085,36 @@ def main():
             s2.stop()
     check("an idle connection gets GOAWAY and is closed", idle)
 
+    def stalled():
+        # A peer that goes quiet in the middle of a request (dead, or
+        # hostile) is closed after the idle time; one whose requests are
+        # complete is not, however long our answers take.
+        s2 = Server(binary, "-i", "300")
+        try:
+            quiet = Raw(s2.port)
+            quiet.request(1, TEST + "Echo", grpc_msg(b"x" * 100)[:50],
+                          end=False)
+            waiting = Raw(s2.port)
+            waiting.request(1, TEST + "Slow", grpc_msg(b"900"))
+            t0 = time.monotonic()
+            frames, closed = quiet.wait_closed(timeout=5)
+            took = time.monotonic() - t0
+            expect(closed and any(f[0] == GOAWAY for f in frames),
+                   "a peer quiet mid-request was not closed with GOAWAY")
+            expect(0.25 < took < 2, "closed after %.2f s, idle time 0.3 s"
+                   % took)
+            resp = waiting.response(1, timeout=5)
+            expect(status_of(resp) == 0 and resp["goaway"] is None,
+                   "a complete request waiting 0.9 s for its answer: %s" %
+                   resp)
+            quiet.close()
+            waiting.close()
+            expect(s2.alive(), "the server died")
+        finally:
+            s2.stop()
+    check("a peer quiet in the middle of a request is closed after the "
+          "idle time; one waiting for an answer is not", stalled)
+
     def ipv6():
         try:
             s2 = Server(binary, "-a", "::1")
