@@ -39,7 +39,7 @@
 #include "log.h"
 
 /* How long a closing connection may take to flush its last frames to a
- * peer that does not read them. */
+ * peer that does not read them, and then to see the peer's end. */
 #define H2_LINGER_MS		2000
 /* Pause before accepting again after accept() failed (EMFILE): retrying
  * at once would spin the loop. */
@@ -86,6 +86,7 @@ struct h2_conn {
 	struct event		*flush;	/* deferred write, see h2_conn_kick */
 	enum h2_conn_state	 state;
 	int			 read_paused;
+	int			 lingering;	/* see h2_conn_linger */
 	size_t			 held;	/* bytes of every s->body, see max_held */
 	size_t			 nwaiting;	/* streams with H2_S_WAITING */
 	size_t			 pending;	/* every s->pending */
@@ -714,7 +715,7 @@ h2_conn_recv(struct h2_conn *c)
 	return 0;
 }
 
-/* Stop reading, flush what is queued, then free (h2_conn_io). */
+/* Stop reading, flush what is queued, linger, then free (h2_conn_io). */
 static void
 h2_conn_closing(struct h2_conn *c)
 {
@@ -725,6 +726,30 @@ h2_conn_closing(struct h2_conn *c)
 	/* Wake up when the output is empty, not merely below half. */
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	h2_timer_set(c->timer, H2_LINGER_MS);
+}
+
+/*
+ * Our last frames (a GOAWAY, often) are written: send FIN and read until
+ * the peer's FIN before closing.  Closing a socket with unread input makes
+ * the kernel send RST, and a peer that gets RST may throw away what it
+ * had received but not yet read, GOAWAY and its reason included.  The
+ * peer gets H2_LINGER_MS to finish; what it sends is discarded
+ * (h2_conn_readcb).  Returns -1 if the connection should be freed now.
+ */
+static int
+h2_conn_linger(struct h2_conn *c)
+{
+	evutil_socket_t	fd = bufferevent_getfd(c->bev);
+
+	if (fd == -1 || shutdown(fd, SHUT_WR) == -1)
+		return -1;
+	c->lingering = 1;
+	evbuffer_drain(bufferevent_get_input(c->bev),
+	    evbuffer_get_length(bufferevent_get_input(c->bev)));
+	if (bufferevent_enable(c->bev, EV_READ) == -1)
+		return -1;
+	h2_timer_set(c->timer, H2_LINGER_MS);
+	return 0;
 }
 
 /*
@@ -772,8 +797,9 @@ h2_conn_io(struct h2_conn *c)
 		    !nghttp2_session_want_write(c->session))
 			h2_conn_closing(c);
 	}
-	if (c->state == H2_CLOSING &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (c->state == H2_CLOSING && !c->lingering &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+	    h2_conn_linger(c) == -1)
 		h2_conn_free(c);
 }
 
@@ -882,7 +908,8 @@ h2_conn_timercb(evutil_socket_t fd, short what, void *arg)
 	case H2_DRAINING:
 		break;
 	case H2_CLOSING:
-		/* The peer did not take our last frames in time. */
+		/* The peer did not take our last frames in time, or did
+		 * not end its side in time after them. */
 		h2_conn_free(c);
 		return;
 	}

@@ -214,6 +214,8 @@ class Raw:
         self.port = port
         self.buf = b""
         self.closed = False
+        self.send_failed = False
+        self.reset = False      # the server's end was RST, not FIN
         self.inflater = Inflater()
         self.pending = None     # a header block waiting for CONTINUATION
         if preface:
@@ -223,7 +225,10 @@ class Raw:
         try:
             self.s.sendall(data)
         except OSError:
-            self.closed = True      # the server hung up: that is allowed
+            # The server hung up, which is allowed; what it sent before
+            # (a GOAWAY saying why) is still to be read, so this does not
+            # mark the connection closed: reading finds that out.
+            self.send_failed = True
 
     def close(self):
         self.s.close()
@@ -238,6 +243,9 @@ class Raw:
                 chunk = self.s.recv(65536)
             except socket.timeout:
                 return False
+            except ConnectionResetError:
+                self.reset = True
+                chunk = b""
             except OSError:
                 chunk = b""
             if not chunk:
@@ -714,12 +722,18 @@ def main():
                resp["closed"], "the huge header block was accepted: %s" %
                {k: v for k, v in resp.items() if k != "headers"})
         r.close()
-        # One HEADERS frame larger than SETTINGS_MAX_FRAME_SIZE.
+        # One HEADERS frame larger than SETTINGS_MAX_FRAME_SIZE, and more
+        # after it that the server will not read: it still ends with FIN
+        # after its GOAWAY, not with the RST that closing a socket with
+        # unread input sends (which may destroy the GOAWAY unread).
         r = Raw(srv.port)
-        r.send(frame(HEADERS, END_HEADERS, 1, hs + field4k[:100000]))
+        r.send(frame(HEADERS, END_HEADERS, 1, hs + field4k[:100000]) +
+               frame(DATA, 0, 1, b"z" * 16384) * 64)
         frames, closed = r.wait_closed()
         expect(closed and any(f[0] == GOAWAY for f in frames),
                "an oversized frame did not end the connection")
+        expect(not r.reset and not r.send_failed,
+               "the connection ended with RST, not FIN")
         r.close()
         # Many small fields over the limit in one legal frame: the stream
         # is reset, the connection lives on.
