@@ -48,6 +48,10 @@
  *   peer would hold its streams and their max_pending bytes for good).
  * - max_conns: connections past it are accepted and closed at once.
  *
+ * A connection closes by sending its last frames, then FIN, then reading
+ * (and discarding) until the peer's FIN, for 2 s at most: closing on
+ * unread input would send RST, which can destroy a GOAWAY in flight.
+ *
  * A broken preface or a protocol error closes that connection only (with
  * GOAWAY when the peer spoke HTTP/2 at all); other connections and the
  * process go on.
