@@ -34,6 +34,12 @@
  * many records and syncs have been taking less than this (wal_adaptive). */
 #define WAL_INLINE_RECORDS	32
 #define WAL_INLINE_SYNC_NS	(1000 * 1000)
+/* Disk space reserved ahead of the records (fallocate), by default.  An
+ * fdatasync that must also record a larger file size costs a journal
+ * commit more: appending into space already allocated and sized is
+ * 1.2-1.35x as many syncs per second on ext4 here.  Reserved space
+ * reads as zeros, which recovery takes for the end of the log. */
+#define WAL_PREALLOC	(64U << 20)
 /* A batch buffer larger than this is freed rather than kept for reuse. */
 #define WAL_KEEPCAP	(4U << 20)
 
@@ -54,6 +60,7 @@ struct wal {
 	int			 dirfd;
 	enum wal_fsync		 policy;
 	int			 inline_sync;
+	size_t			 prealloc;
 
 	/* Loop thread only. */
 	struct event_base	*base;
@@ -96,6 +103,9 @@ struct wal {
 	/* The flusher (the loop when inline, wal_open() before either). */
 	int			 fd;
 	uint64_t		 fd_segno;
+	uint64_t		 pos;		/* where the next record goes */
+	uint64_t		 alloc_end;	/* the file's size */
+	int			 no_prealloc;	/* fallocate unsupported */
 	int			 dirty;		/* written, not synced */
 	struct timespec		 last_sync;
 	uint64_t		 purged;	/* segments up to it are gone */
@@ -297,6 +307,29 @@ wal_writeall(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Make the open segment's file (fd) at least end bytes long, with room for
+ * w->prealloc more, allocated: see WAL_PREALLOC.  Not an error if it
+ * cannot: appends then grow the file as they go (a file system without
+ * fallocate, or a disk too full for the whole reservation).
+ */
+static void
+wal_reserve_space(struct wal *w, int fd, uint64_t end)
+{
+	uint64_t	to;
+
+	if (w->no_prealloc || end <= w->alloc_end)
+		return;
+	to = end + w->prealloc;
+	if (fallocate(fd, 0, (off_t)w->alloc_end,
+	    (off_t)(to - w->alloc_end)) == 0) {
+		w->alloc_end = to;
+		return;
+	}
+	if (errno == EOPNOTSUPP || errno == ENOSYS)
+		w->no_prealloc = 1;
+}
+
 /* Create (or recreate) a segment with its header, durable with its
  * directory entry before any record goes in; becomes the open one. */
 static int
@@ -312,8 +345,15 @@ wal_segcreate(struct wal *w, uint64_t segno, uint64_t first_seq)
 	if (fd == -1)
 		return -1;
 	wal_mkheader(h, segno, first_seq);
-	if (wal_writeall(fd, h, sizeof h) == -1 || fdatasync(fd) == -1 ||
-	    fsync(w->dirfd) == -1) {
+	if (wal_writeall(fd, h, sizeof h) == -1) {
+		close(fd);
+		return -1;
+	}
+	w->alloc_end = 0;	/* the reservation starts at once */
+	wal_reserve_space(w, fd, sizeof h);
+	if (w->alloc_end < sizeof h)
+		w->alloc_end = sizeof h;
+	if (fdatasync(fd) == -1 || fsync(w->dirfd) == -1) {
 		close(fd);
 		return -1;
 	}
@@ -322,6 +362,7 @@ wal_segcreate(struct wal *w, uint64_t segno, uint64_t first_seq)
 		close(w->fd);
 	w->fd = fd;
 	w->fd_segno = segno;
+	w->pos = sizeof h;
 	w->dirty = 0;
 	wal_now(&w->last_sync);
 	return 0;
@@ -379,13 +420,14 @@ wal_work(struct wal *w, struct wal_batchq *todo, int force)
 	struct timespec		 now;
 	int			 niov = 0, wrote = 0, i;
 	ssize_t			 n;
-	size_t			 left;
+	size_t			 left, group = 0;
 
 	TAILQ_FOREACH(b, todo, entry) {
 		if (b->len != 0) {
 			iov[niov].iov_base = b->buf;
 			iov[niov].iov_len = b->len;
 			niov++;
+			group += b->len;
 			w->io.bytes += b->len;
 		}
 		if (niov != (int)(sizeof iov / sizeof iov[0]) &&
@@ -394,6 +436,8 @@ wal_work(struct wal *w, struct wal_batchq *todo, int force)
 
 		/* Flush what is gathered: the list ends, iov is full, or the
 		 * segment ends here. */
+		wal_reserve_space(w, w->fd, w->pos + group);
+		group = 0;
 		i = 0;
 		while (i < niov) {
 			n = writev(w->fd, iov + i, niov - i);
@@ -405,6 +449,7 @@ wal_work(struct wal *w, struct wal_batchq *todo, int force)
 			w->io.writes++;
 			wrote = 1;
 			w->dirty = 1;
+			w->pos += (size_t)n;
 			left = (size_t)n;
 			while (i < niov && left >= iov[i].iov_len)
 				left -= iov[i++].iov_len;
@@ -418,7 +463,14 @@ wal_work(struct wal *w, struct wal_batchq *todo, int force)
 
 		if (b->rotate) {
 			/* The old segment is whole on disk before the new one
-			 * exists, so only the last segment can be torn. */
+			 * exists, so only the last segment can be torn.  Its
+			 * unused reservation goes first (recovery would accept
+			 * it, but it is disk space for nothing). */
+			if (w->alloc_end > w->pos &&
+			    ftruncate(w->fd, (off_t)w->pos) == 0) {
+				w->alloc_end = w->pos;
+				w->dirty = 1;
+			}
 			if (w->dirty && wal_datasync(w) == -1)
 				return errno;
 			if (wal_segcreate(w, w->fd_segno + 1,
@@ -959,6 +1011,53 @@ wal_listsegs(struct wal *w, uint64_t **segsp, size_t *nsegsp)
 	return 0;
 }
 
+/* Whether len bytes are all zero. */
+static int
+wal_allzero(const uint8_t *p, size_t len)
+{
+	while (len > 0 && ((uintptr_t)p & 7) != 0) {
+		if (*p++ != 0)
+			return 0;
+		len--;
+	}
+	for (; len >= 8; p += 8, len -= 8) {
+		if (*(const uint64_t *)(const void *)p != 0)
+			return 0;
+	}
+	while (len-- > 0) {
+		if (*p++ != 0)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Whether [off, size) of the segment reads as zeros.  Holes, and on ext4
+ * and XFS reserved space never written, are skipped with SEEK_DATA and
+ * SEEK_HOLE instead of being read, so a large reservation costs start-up
+ * nothing; where the file system cannot say, every byte is looked at.
+ */
+static int
+wal_zeros_to_end(int fd, const uint8_t *map, size_t off, size_t size)
+{
+	off_t	data, hole;
+
+	while (off < size) {
+		if ((data = lseek(fd, (off_t)off, SEEK_DATA)) == -1)
+			return errno == ENXIO ? 1 :
+			    wal_allzero(map + off, size - off);
+		if ((size_t)data >= size)
+			return 1;
+		if ((hole = lseek(fd, data, SEEK_HOLE)) == -1 ||
+		    (size_t)hole > size)
+			hole = (off_t)size;
+		if (!wal_allzero(map + data, (size_t)(hole - data)))
+			return 0;
+		off = (size_t)hole;
+	}
+	return 1;
+}
+
 /* Whether a valid record starts anywhere in [from, size). */
 static int
 wal_valid_after(const uint8_t *map, size_t from, size_t size, size_t *at)
@@ -990,7 +1089,7 @@ wal_replayseg(struct wal *w, uint64_t segno, int last, uint64_t *seq,
 	char		 name[WAL_NAMELEN];
 	struct stat	 st;
 	uint8_t		*map = NULL;
-	size_t		 size, off, at;
+	size_t		 size, off, at, alloc;
 	uint32_t	 len;
 	int		 fd;
 
@@ -1069,7 +1168,10 @@ wal_replayseg(struct wal *w, uint64_t segno, int last, uint64_t *seq,
 		(*seq)++;
 	}
 
-	if (off < size) {
+	/* Space reserved and never written reads as zeros: the log simply
+	 * ends there.  (A record cannot start with a zero length.) */
+	alloc = size;
+	if (off < size && !wal_zeros_to_end(fd, map, off, size)) {
 		if (!last) {
 			snprintf(err, errlen, "%s/%s: offset %zu: corrupt "
 			    "record in a segment that is not the last",
@@ -1090,6 +1192,7 @@ wal_replayseg(struct wal *w, uint64_t segno, int last, uint64_t *seq,
 			    w->dir, name, off, strerror(errno));
 			goto fail;
 		}
+		alloc = off;
 	}
 	if (map != NULL)
 		munmap(map, size);
@@ -1097,7 +1200,7 @@ wal_replayseg(struct wal *w, uint64_t segno, int last, uint64_t *seq,
 		close(fd);
 		return 0;
 	}
-	if (lseek(fd, 0, SEEK_END) == -1) {
+	if (lseek(fd, (off_t)off, SEEK_SET) == -1) {
 		snprintf(err, errlen, "%s/%s: %s", w->dir, name,
 		    strerror(errno));
 		close(fd);
@@ -1105,6 +1208,8 @@ wal_replayseg(struct wal *w, uint64_t segno, int last, uint64_t *seq,
 	}
 	w->fd = fd;
 	w->fd_segno = segno;
+	w->pos = off;
+	w->alloc_end = alloc;
 	return 0;
 
 fail:
@@ -1195,6 +1300,7 @@ wal_open(const struct wal_config *cfg, uint64_t after_segno,
 	w->dirfd = -1;
 	w->policy = cfg->fsync;
 	w->inline_sync = cfg->inline_sync;
+	w->prealloc = cfg->prealloc != 0 ? cfg->prealloc : WAL_PREALLOC;
 	w->base = cfg->base;
 	w->durable = cfg->durable;
 	w->arg = cfg->arg;

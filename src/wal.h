@@ -5,7 +5,11 @@
  *
  *	u32 length, u32 CRC-32C of (length, payload), payload
  *
- * (little-endian).  Records are numbered from 1 across segments (the
+ * (little-endian), then, in the segment being written, zeros: space
+ * reserved with fallocate (prealloc bytes ahead of the last record), so
+ * that a sync need not also commit a new file size.  The log ends at the
+ * first zero length where only zeros follow; a segment is cut to its
+ * records when the next one starts.  Records are numbered from 1 across segments (the
  * sequence); a segment's header holds its number and its first sequence,
  * so a gap or a missing file is seen at start-up.
  *
@@ -80,6 +84,7 @@ struct wal_config {
 	const char		*dir;		/* must exist */
 	enum wal_fsync		 fsync;
 	int			 inline_sync;	/* 1: no flusher thread */
+	size_t			 prealloc;	/* reserved ahead; 0: 64 MiB */
 	struct event_base	*base;
 	wal_durable_cb		 durable;	/* may be NULL */
 	void			*arg;
@@ -105,7 +110,8 @@ struct wal_stats {
  * or failing its CRC with nothing valid after it, at the end of the last
  * segment) is dropped and truncated away with a warning in the log; any
  * other damage fails with a message in err naming the file and offset.
- * Then appends go to the end of the last segment, or to a new one.
+ * Zeros after the last record are reserved space, not damage.  Then
+ * appends go after the last record of the last segment, or to a new one.
  * Returns NULL on failure, with err filled in.  replay may be NULL, to
  * check the log without reading it (or for a new directory).
  */

@@ -33,6 +33,7 @@ struct fixture {
 	int			 error;
 	int			 inline_sync;
 	enum wal_fsync		 policy;
+	size_t			 prealloc;
 
 	/* Replayed records. */
 	uint64_t		 nreplayed;
@@ -74,6 +75,8 @@ setup(void **state)
 	struct fixture	*f = calloc(1, sizeof *f);
 
 	snprintf(f->dir, sizeof f->dir, "/tmp/dsd-test-wal-XXXXXX");
+	/* Small, so that appends outgrow the reservation again and again. */
+	f->prealloc = 8192;
 	assert_non_null(mkdtemp(f->dir));
 	f->base = event_base_new();
 	*state = f;
@@ -120,6 +123,7 @@ reopen(struct fixture *f, uint64_t after_segno, uint64_t after_seq,
 	cfg.dir = f->dir;
 	cfg.fsync = f->policy;
 	cfg.inline_sync = f->inline_sync;
+	cfg.prealloc = f->prealloc;
 	cfg.base = f->base;
 	cfg.durable = durable_cb;
 	cfg.arg = f;
@@ -210,6 +214,28 @@ file_size(const char *path)
 	if (stat(path, &sb) == -1)
 		return -1;
 	return sb.st_size;
+}
+
+/* Where a segment's records end: the first zero length, as recovery sees
+ * it, or the file's end. */
+static off_t
+data_end(const char *path)
+{
+	uint8_t	 h[4];
+	off_t	 off = 32, size = file_size(path);
+	uint32_t len;
+	int	 fd = open(path, O_RDONLY);
+
+	assert_true(fd != -1);
+	while (off + 8 <= size && pread(fd, h, 4, off) == 4) {
+		len = (uint32_t)h[0] | (uint32_t)h[1] << 8 |
+		    (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+		if (len == 0)
+			break;
+		off += 8 + len;
+	}
+	close(fd);
+	return off < size ? off : size;
 }
 
 /* Send stderr to a file until capture_end(), which returns its text. */
@@ -347,7 +373,9 @@ check_group_commit(void **state, int inline_sync)
 	assert_int_equal(f->durable, 1000);
 	assert_int_equal(wal_pending(f->wal), 0);
 	seg_path(f, 1, path, sizeof path);
-	assert_int_equal(file_size(path), 32 + after.bytes - before.bytes);
+	/* The one write went past the reservation, which was renewed. */
+	assert_int_equal(data_end(path), 32 + after.bytes - before.bytes);
+	assert_int_equal(file_size(path), data_end(path) + (off_t)f->prealloc);
 }
 
 static void
@@ -611,13 +639,16 @@ make_log(struct fixture *f, uint64_t n, char *path, size_t len)
 	seg_path(f, 1, path, len);
 }
 
+/* Write len bytes right after the last record, over the reserved zeros,
+ * as a write cut short by a crash leaves them. */
 static void
 append_bytes(const char *path, const void *buf, size_t len)
 {
-	int	fd = open(path, O_WRONLY | O_APPEND);
+	off_t	end = data_end(path);
+	int	fd = open(path, O_WRONLY);
 
 	assert_true(fd != -1);
-	assert_int_equal(write(fd, buf, len), (ssize_t)len);
+	assert_int_equal(pwrite(fd, buf, len, end), (ssize_t)len);
 	close(fd);
 }
 
@@ -666,7 +697,7 @@ test_torn_tail_short(void **state)
 	/* A record cut short at the end of the last segment is dropped,
 	 * truncated away and reported; the ones before it replay. */
 	make_log(f, 100, path, sizeof path);
-	good = file_size(path);
+	good = data_end(path);
 	memset(partial, 0xab, sizeof partial);
 	partial[0] = 200;	/* length 200, but 12 bytes follow */
 	partial[1] = partial[2] = partial[3] = 0;
@@ -683,7 +714,7 @@ test_torn_tail_half_header(void **state)
 
 	/* Three bytes of a record header at the end are a torn record. */
 	make_log(f, 100, path, sizeof path);
-	good = file_size(path);
+	good = data_end(path);
 	append_bytes(path, "\x05\x00\x00", 3);
 	check_torn(f, path, good);
 }
@@ -699,7 +730,7 @@ test_torn_tail_bad_crc(void **state)
 
 	/* A whole last record whose CRC fails is torn too. */
 	make_log(f, 100, path, sizeof path);
-	good = file_size(path);
+	good = data_end(path);
 	len = make_rec(buf + 8, 7);
 	buf[0] = (uint8_t)len;
 	buf[1] = (uint8_t)(len >> 8);
@@ -710,20 +741,67 @@ test_torn_tail_bad_crc(void **state)
 }
 
 static void
-test_torn_tail_zeros(void **state)
+test_zero_tail_is_the_end(void **state)
 {
 	struct fixture	*f = *state;
-	char		 path[512];
-	uint8_t		 zeros[4096];
-	off_t		 good;
+	struct wal	*w;
+	char		 path[512], err[512] = "", *out;
+	off_t		 end, size;
 
-	/* A tail of zeros (a file extended but never written, after a power
-	 * cut) is dropped as torn. */
+	/* Zeros after the last record, reserved space or a file extended
+	 * and never written, are where the log ends: nothing is reported
+	 * torn, nothing is cut, and appends go right after the records. */
+	uint8_t		 zeros[4096];
+
 	make_log(f, 100, path, sizeof path);
-	good = file_size(path);
+	end = data_end(path);
+	/* Zeros written (read back) and zeros never written (skipped). */
 	memset(zeros, 0, sizeof zeros);
 	append_bytes(path, zeros, sizeof zeros);
-	check_torn(f, path, good);
+	assert_int_equal(truncate(path, end + 3 * 65536), 0);
+	size = file_size(path);
+	out = capture_stderr_open(f, 0, 0, err, sizeof err, &w);
+	if (w == NULL)
+		fail_msg("wal_open: %s", err);
+	assert_null(strstr(out, "torn"));
+	free(out);
+	check_seen(f, 1, 100);
+	assert_int_equal(file_size(path), size);
+	append_n(f, 101, 5);
+	must_open(f, 0, 0);
+	check_seen(f, 1, 105);
+	assert_true(data_end(path) > end);
+}
+
+static void
+test_reserved_space(void **state)
+{
+	struct fixture	*f = *state;
+	char		 path[512], path2[512];
+	uint64_t	 segno, seq;
+	struct stat	 sb;
+
+	/* A new segment has prealloc bytes allocated past its header;
+	 * appends that outgrow them get more; the segment a rotation ends is
+	 * cut to its records; a reopen finds every record either way. */
+	must_open(f, 0, 0);
+	seg_path(f, 1, path, sizeof path);
+	assert_int_equal(file_size(path), 32 + (off_t)f->prealloc);
+	append_n(f, 1, 500);	/* far past one reservation */
+	wait_durable(f, 500);
+	assert_true(data_end(path) > 32 + (off_t)f->prealloc);
+	assert_true(file_size(path) >= data_end(path));
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true((off_t)sb.st_blocks * 512 >= file_size(path) - 4096);
+	assert_int_equal(wal_rotate(f->wal, &segno, &seq), 0);
+	append_n(f, 501, 10);
+	wait_durable(f, 510);
+	assert_int_equal(file_size(path), data_end(path));
+	seg_path(f, 2, path2, sizeof path2);
+	assert_int_equal(file_size(path2), 32 + (off_t)f->prealloc);
+	assert_true(data_end(path2) > 32);
+	must_open(f, 0, 0);
+	check_seen(f, 1, 510);
 }
 
 static void
@@ -890,7 +968,8 @@ main(void)
 		T(test_torn_tail_short),
 		T(test_torn_tail_half_header),
 		T(test_torn_tail_bad_crc),
-		T(test_torn_tail_zeros),
+		T(test_zero_tail_is_the_end),
+		T(test_reserved_space),
 		T(test_mid_log_corruption_refused),
 		T(test_corrupt_length_mid_log_refused),
 		T(test_corruption_in_earlier_segment_refused),
