@@ -394,6 +394,9 @@ outer() {
 	    ls "$R"/var/lib/private/dsd/wal-*.log &&
 	    [ -z "$(for f in "$R"/var/lib/private/dsd/wal-*.log; do
 		[ "$(stat -c %u "$f")" = "$DUID" ] || echo "$f"; done)" ]'
+	t "the log's 64 MiB is reserved under the sandbox (fallocate allowed)" \
+	    '[ -n "$(find "$R"/var/lib/private/dsd -name "wal-*.log" \
+		-size +60M)" ]'
 
 	# 8. A clean stop: STOPPING=1, status 0, a final snapshot.
 	t "systemctl stop dsd-kvdb" 'C systemctl stop dsd-kvdb'
