@@ -400,6 +400,11 @@ kv_init(struct dsd *d, void **statep)
 		wc.fsync = WAL_FSYNC_NO;
 	else
 		fatalx("--fsync must be always, everysec or no, not %s", fs);
+	if (flags_int(d, "max-request-memory") < flags_int(d, "max-message") + 5)
+		fatalx("--max-request-memory (%lld) must hold one message of "
+		    "--max-message (%lld) and its 5-byte prefix",
+		    flags_int(d, "max-request-memory"),
+		    flags_int(d, "max-message"));
 
 	if (kv_mkdirs(kv->dir) == -1)
 		fatal("cannot create data directory %s", kv->dir);

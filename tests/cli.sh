@@ -44,6 +44,14 @@ wait "$pid" || status=$?
 [ "$status" -eq 0 ] && ok "kvdb stops with status 0 on SIGTERM" ||
     not_ok "kvdb stops with status 0 on SIGTERM (status $status)"
 rm -rf "$dir"
+# Settings that cannot work together stop start-up before the data
+# directory is touched.
+expect_status 1 "kvdb refuses --max-request-memory below one message" \
+    "$DSD" --mode=kvdb --max-message=4194304 --max-request-memory=2000000 \
+    --data-dir "$dir"
+check "... saying why, and leaving no data directory behind" \
+    sh -c "! test -e '$dir' && '$DSD' --mode=kvdb --max-request-memory=2000000 \
+    --data-dir '$dir' 2>&1 | grep -q 'must hold one message'"
 flags=$("$DSD" --help | grep -o -- '--[a-z][a-z-]*' | sort -u)
 for f in $flags; do
 	name=${f#--}
