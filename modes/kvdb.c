@@ -91,6 +91,8 @@ static const struct flag kv_flags[] = {
 	  "connections served at once" },
 	{ "max-request-memory", FLAG_INT, "BYTES", "536870912", 1 << 20,
 	  1LL << 40, "request bytes being received, all connections" },
+	{ "max-reply-memory", FLAG_INT, "BYTES", "536870912", 1 << 20,
+	  1LL << 40, "reply bytes clients have not read, all connections" },
 	{ "shutdown-grace", FLAG_INT, "MS", "5000", 0, 600000,
 	  "how long calls in flight may finish after SIGTERM" },
 	{ NULL, 0, NULL, NULL, 0, 0, NULL }
@@ -371,6 +373,17 @@ kv_mkdirs(const char *dir)
 	return 0;
 }
 
+/* A server-wide budget must hold one message and its prefix, or calls
+ * that large could never be served. */
+static void
+kv_check_memory_flag(struct dsd *d, const char *name)
+{
+	if (flags_int(d, name) < flags_int(d, "max-message") + 5)
+		fatalx("--%s (%lld) must hold one message of --max-message "
+		    "(%lld) and its 5-byte prefix", name, flags_int(d, name),
+		    flags_int(d, "max-message"));
+}
+
 static int
 kv_init(struct dsd *d, void **statep)
 {
@@ -400,11 +413,8 @@ kv_init(struct dsd *d, void **statep)
 		wc.fsync = WAL_FSYNC_NO;
 	else
 		fatalx("--fsync must be always, everysec or no, not %s", fs);
-	if (flags_int(d, "max-request-memory") < flags_int(d, "max-message") + 5)
-		fatalx("--max-request-memory (%lld) must hold one message of "
-		    "--max-message (%lld) and its 5-byte prefix",
-		    flags_int(d, "max-request-memory"),
-		    flags_int(d, "max-message"));
+	kv_check_memory_flag(d, "max-request-memory");
+	kv_check_memory_flag(d, "max-reply-memory");
 
 	if (kv_mkdirs(kv->dir) == -1)
 		fatal("cannot create data directory %s", kv->dir);
@@ -455,6 +465,9 @@ kv_init(struct dsd *d, void **statep)
 	    4 * (gc.max_send_message + 5);
 	if (gc.h2.max_held < held)
 		gc.h2.max_held = held;
+	gc.h2.max_held_total = (size_t)flags_int(d, "max-reply-memory");
+	if (gc.h2.max_held > gc.h2.max_held_total)
+		gc.h2.max_held = gc.h2.max_held_total;
 	/* Request messages still arriving: the same per connection, so that
 	 * one client cannot take all of --max-request-memory from the rest,
 	 * but never more than that. */

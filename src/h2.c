@@ -108,6 +108,8 @@ struct h2_server {
 	size_t			 nconns;
 	int			 port;
 	size_t			 pending;	/* every c->pending */
+	size_t			 held;		/* every c->held */
+	size_t			 nwaiting;	/* every c->nwaiting */
 
 	int			 shutting_down;
 	struct event		*grace;
@@ -132,6 +134,7 @@ h2_config_defaults(struct h2_config *cfg)
 	cfg->max_body = 64 << 20;
 	cfg->max_output = 1 << 20;
 	cfg->max_held = 64 << 20;
+	cfg->max_held_total = 512 << 20;
 	cfg->max_pending = 64 << 20;
 	cfg->max_pending_total = 512 << 20;
 	cfg->max_conns = 10000;
@@ -156,6 +159,61 @@ static struct h2_stream *
 h2_stream_get(struct h2_conn *c, int32_t id)
 {
 	return nghttp2_session_get_stream_user_data(c->session, id);
+}
+
+/*
+ * Whether a request on c that completes now must wait (H2_S_WAITING) for
+ * held reply bytes to drain: its connection holds its budget, or the
+ * server holds its own and this connection some of it.  A connection
+ * holding nothing always goes on, so a client that reads its replies is
+ * served however many others do not, and each of those holds at most
+ * one batch of replies past the server's budget.
+ */
+static int
+h2_must_wait(const struct h2_conn *c)
+{
+	return c->held >= c->srv->cfg.max_held ||
+	    (c->held > 0 && c->srv->held >= c->srv->cfg.max_held_total);
+}
+
+static void	h2_conn_kick(struct h2_conn *);
+
+/* Reply bytes framed or given up.  Crossing back under the server's
+ * budget may let requests waiting on other connections go on. */
+static void
+h2_held_sub(struct h2_conn *c, size_t n)
+{
+	struct h2_server	*srv = c->srv;
+	struct h2_conn		*o;
+	int			 was_over = srv->held >= srv->cfg.max_held_total;
+
+	c->held -= n;
+	srv->held -= n;
+	if (!was_over || srv->held >= srv->cfg.max_held_total ||
+	    srv->nwaiting == 0)
+		return;
+	TAILQ_FOREACH(o, &srv->conns, entry) {
+		if (o != c && o->nwaiting > 0 && o->state != H2_CLOSING)
+			h2_conn_kick(o);
+	}
+}
+
+static void
+h2_wait_set(struct h2_stream *s, int on)
+{
+	struct h2_conn	*c = s->conn;
+
+	if (on == !!(s->flags & H2_S_WAITING))
+		return;
+	if (on) {
+		s->flags |= H2_S_WAITING;
+		c->nwaiting++;
+		c->srv->nwaiting++;
+	} else {
+		s->flags &= ~H2_S_WAITING;
+		c->nwaiting--;
+		c->srv->nwaiting--;
+	}
 }
 
 /* The request body the upper layer holds for s is no longer counted:
@@ -183,14 +241,13 @@ h2_stream_gone(struct h2_stream *s, uint32_t error_code)
 	/* An answer submitted from stream_close would leave nghttp2 a data
 	 * source pointing at this stream after it is freed: refuse it. */
 	s->flags |= H2_S_GONE;
-	if (s->flags & H2_S_WAITING)
-		c->nwaiting--;
+	h2_wait_set(s, 0);
 	h2_stream_unpend(s);
 	srv->cfg.cb->stream_close(s, s->user, error_code);
 	if (s->body != NULL) {
 		/* A reset or a dropped connection: what flow control still
 		 * held back is given up. */
-		c->held -= evbuffer_get_length(s->body);
+		h2_held_sub(c, evbuffer_get_length(s->body));
 		evbuffer_free(s->body);
 	}
 	free(s->trailers);
@@ -372,12 +429,12 @@ h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
 		 * budget: this request waits, unanswered and not refused,
 		 * until WINDOW_UPDATEs (still read) or resets let them go
 		 * (h2_conn_resume). */
-		if (c->held >= srv->cfg.max_held) {
+		if (h2_must_wait(c)) {
 			log_debug("h2 %s: stream %d waits: %zu response bytes "
-			    "held, budget %zu", c->peer, s->id, c->held,
-			    srv->cfg.max_held);
-			s->flags |= H2_S_WAITING;
-			c->nwaiting++;
+			    "held here (budget %zu), %zu in all (budget %zu)",
+			    c->peer, s->id, c->held, srv->cfg.max_held,
+			    srv->held, srv->cfg.max_held_total);
+			h2_wait_set(s, 1);
 			return 0;
 		}
 		h2_stream_unpend(s);
@@ -441,7 +498,7 @@ h2_read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
 	n = evbuffer_remove(s->body, buf, length);
 	if (n < 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	s->conn->held -= (size_t)n;
+	h2_held_sub(s->conn, (size_t)n);
 	if (evbuffer_get_length(s->body) != 0)
 		return n;
 	*data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -572,8 +629,10 @@ h2_stream_respond(struct h2_stream *s, const struct h2_header *hdrs,
 	h2_stream_unpend(s);
 	/* Counted only once nghttp2 has the data provider: from here
 	 * h2_read_body() or h2_stream_gone() takes it off again. */
-	if (s->body != NULL)
+	if (s->body != NULL) {
 		c->held += evbuffer_get_length(s->body);
+		c->srv->held += evbuffer_get_length(s->body);
+	}
 	h2_conn_kick(c);
 	return 0;
 
@@ -664,7 +723,7 @@ h2_conn_send(struct h2_conn *c)
 		h2_conn_kick(c);
 	/* Sending drained held bytes: requests that waited for that may go
 	 * on, on the next pass. */
-	if (c->nwaiting > 0 && c->held < c->srv->cfg.max_held)
+	if (c->nwaiting > 0 && !h2_must_wait(c))
 		h2_conn_kick(c);
 	return 0;
 }
@@ -765,12 +824,11 @@ h2_conn_resume(struct h2_conn *c)
 
 	/* No stream is freed here: a reset is only submitted. */
 	TAILQ_FOREACH(s, &c->streams, entry) {
-		if (c->nwaiting == 0 || c->held >= srv->cfg.max_held)
+		if (c->nwaiting == 0 || h2_must_wait(c))
 			break;
 		if (!(s->flags & H2_S_WAITING))
 			continue;
-		s->flags &= ~H2_S_WAITING;
-		c->nwaiting--;
+		h2_wait_set(s, 0);
 		/* Answered meanwhile (a deadline), or reset. */
 		if (s->flags & (H2_S_RESPONDED | H2_S_RESET))
 			continue;
@@ -1113,7 +1171,8 @@ h2_server_new(struct event_base *base, const struct h2_config *cfg)
 	TAILQ_INIT(&srv->conns);
 	if (cfg->cb == NULL || cfg->max_streams == 0 ||
 	    cfg->max_header_list < 1024 || cfg->max_output < 16384 ||
-	    cfg->max_held == 0 || cfg->max_pending == 0 ||
+	    cfg->max_held == 0 || cfg->max_held_total < cfg->max_held ||
+	    cfg->max_pending == 0 ||
 	    cfg->max_pending_total < cfg->max_pending ||
 	    cfg->max_conns < 1 || cfg->window < 65535 ||
 	    cfg->window > (uint32_t)NGHTTP2_MAX_WINDOW_SIZE) {

@@ -40,7 +40,11 @@
  *   is judged on what is held already, so one reply larger than max_held
  *   still goes through, one at a time; replies answered later
  *   (asynchronously) to requests handed up under the budget still add to
- *   it, up to max_streams of them.
+ *   it, up to max_streams of them.  max_held_total is the same for the
+ *   whole server, judged differently: past it, a request waits if its
+ *   connection holds any reply bytes at all, while one on a connection
+ *   holding none goes on, so clients that read their replies are served
+ *   whatever the others do.
  * - handshake_timeout_ms: the client preface and first SETTINGS must
  *   arrive in time.  idle_timeout_ms: a connection with no open stream for
  *   that long gets GOAWAY and is closed; so does one from which nothing
@@ -126,6 +130,7 @@ struct h2_config {
 	size_t		 max_body;
 	size_t		 max_output;
 	size_t		 max_held;	/* response bytes held per connection */
+	size_t		 max_held_total; /* the same, every connection */
 	size_t		 max_pending;	/* request bytes received, per conn */
 	size_t		 max_pending_total; /* the same, every connection */
 	int		 max_conns;
@@ -137,10 +142,10 @@ struct h2_config {
 };
 
 /* Fill in the defaults: loopback, 100 streams, 16 KiB of headers, 64 MiB
- * of body, 1 MiB of output, 64 MiB of held response bodies, 64 MiB of
- * request bodies per connection and 512 MiB in all, 10000
- * connections, 10 s handshake, 300 s idle, 1 MiB window.  listen and cb
- * are left for the caller. */
+ * of body, 1 MiB of output, 64 MiB of held response bodies per connection
+ * and 512 MiB in all, 64 MiB of request bodies per connection and 512 MiB
+ * in all, 10000 connections, 10 s handshake, 300 s idle, 1 MiB window.
+ * listen and cb are left for the caller. */
 void		 h2_config_defaults(struct h2_config *);
 
 /*

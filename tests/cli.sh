@@ -49,6 +49,9 @@ rm -rf "$dir"
 expect_status 1 "kvdb refuses --max-request-memory below one message" \
     "$DSD" --mode=kvdb --max-message=4194304 --max-request-memory=2000000 \
     --data-dir "$dir"
+expect_status 1 "kvdb refuses --max-reply-memory below one message" \
+    "$DSD" --mode=kvdb --max-message=4194304 --max-reply-memory=2000000 \
+    --data-dir "$dir"
 check "... saying why, and leaving no data directory behind" \
     sh -c "! test -e '$dir' && '$DSD' --mode=kvdb --max-request-memory=2000000 \
     --data-dir '$dir' 2>&1 | grep -q 'must hold one message'"

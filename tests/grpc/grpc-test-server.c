@@ -13,8 +13,8 @@
  *                           many bytes at once, so that a tiny request
  *                           gets a large reply (the held-bytes budget)
  *
- * usage: grpc-test-server [-v] [-a addr] [-b max-held] [-g grace-ms]
- *            [-H header-bytes] [-i idle-ms] [-m max-message]
+ * usage: grpc-test-server [-v] [-a addr] [-b max-held] [-B max-held-total]
+ *            [-g grace-ms] [-H header-bytes] [-i idle-ms] [-m max-message]
  *            [-p max-pending] [-P max-pending-total] [-s max-streams] port
  * Prints "listening on ADDR:PORT" on stderr once bound (port 0 picks one);
  * SIGTERM or SIGINT stops it gracefully and it exits 0.
@@ -198,9 +198,9 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: grpc-test-server [-v] [-a addr] [-b max-held] "
-	    "[-g grace-ms] [-H header-bytes] [-i idle-ms] [-m max-message] "
-	    "[-p max-pending] [-P max-pending-total] [-s max-streams] "
-	    "port\n");
+	    "[-B max-held-total] [-g grace-ms] [-H header-bytes] "
+	    "[-i idle-ms] [-m max-message] [-p max-pending] "
+	    "[-P max-pending-total] [-s max-streams] port\n");
 	exit(2);
 }
 
@@ -226,13 +226,17 @@ main(int argc, char **argv)
 	long			 port;
 
 	grpc_config_defaults(&cfg);
-	while ((ch = getopt(argc, argv, "a:b:g:H:i:m:p:P:s:v")) != -1) {
+	while ((ch = getopt(argc, argv, "a:b:B:g:H:i:m:p:P:s:v")) != -1) {
 		switch (ch) {
 		case 'a':
 			addr = optarg;
 			break;
 		case 'b':
 			cfg.h2.max_held = (size_t)num_arg(optarg, 1, 1 << 30);
+			break;
+		case 'B':
+			cfg.h2.max_held_total = (size_t)num_arg(optarg, 1,
+			    1 << 30);
 			break;
 		case 'p':
 			cfg.h2.max_pending = (size_t)num_arg(optarg, 1,
@@ -273,6 +277,8 @@ main(int argc, char **argv)
 	port = num_arg(argv[optind], 0, 65535);
 	if (cfg.h2.max_pending > cfg.h2.max_pending_total)
 		cfg.h2.max_pending = cfg.h2.max_pending_total;
+	if (cfg.h2.max_held > cfg.h2.max_held_total)
+		cfg.h2.max_held = cfg.h2.max_held_total;
 
 	log_init("grpc-test-server", verbose);
 	signal(SIGPIPE, SIG_IGN);

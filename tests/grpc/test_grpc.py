@@ -956,6 +956,99 @@ def main():
     check("a held-bytes budget below one reply serves calls one at a time",
           held_budget_small)
 
+    def held_total():
+        # The server-wide budget on held reply bytes (-B): past it, a
+        # request waits if its connection holds any reply bytes, and goes
+        # on if it holds none, so that clients that read are served
+        # however many never do; when held bytes drain anywhere, requests
+        # waiting on other connections go on by themselves.
+        big, per_conn, total = 1 << 20, 2 << 20, 4 << 20
+        s2 = Server(binary, "-b", str(per_conn), "-B", str(total),
+                    "-m", str(big + 1024))
+
+        def connect():
+            r = Raw(s2.port, preface=False)
+            r.send(PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 0)))
+            return r
+
+        def ask(r, n):
+            sids = list(range(1, 2 * n, 2))
+            out = b""
+            for sid in sids:
+                out += frame(HEADERS, END_HEADERS, sid, hpack(
+                    [(":method", "POST"), (":scheme", "http"),
+                     (":path", TEST + "Big"), (":authority", "x"),
+                     ("content-type", "application/grpc"),
+                     ("te", "trailers")])) + \
+                    frame(DATA, END_STREAM, sid, grpc_msg(b"%d" % big))
+            r.send(out)
+            return sids
+
+        def answered(r, sids, settle=0.5, timeout=5):
+            """The streams that got response headers until nothing came
+            for settle seconds; DATA through a zero window is an error."""
+            got = []
+            end = time.monotonic() + timeout
+            while True:
+                f = r.frame(min(end, time.monotonic() + settle))
+                if f is None:
+                    return got
+                if f[2] in sids and f[0] == HEADERS and f[2] not in got:
+                    got.append(f[2])
+                elif f[2] in sids and f[0] == DATA:
+                    raise AssertionError("DATA through a zero window")
+                elif f[2] in sids and f[0] == RST_STREAM:
+                    raise AssertionError("stream %d reset" % f[2])
+
+        def drain(r, sids):
+            r.send(frame(SETTINGS, 0, 0, struct.pack(">HI", 4, big + 5)) +
+                   frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 30)))
+            done = set()
+            end = time.monotonic() + 15
+            while len(done) < len(sids):
+                f = r.frame(end)
+                expect(f is not None, "%d of %d streams completed after "
+                       "opening the windows" % (len(done), len(sids)))
+                if f[2] in sids and f[0] in (HEADERS, DATA) and \
+                        f[1] & END_STREAM:
+                    done.add(f[2])
+
+        def run():
+            conns = [connect() for _ in range(4)]
+            sids = []
+            got = []
+            for r in conns:
+                sids.append(ask(r, 6))
+                got.append(len(answered(r, sids[-1])))
+            # Two replies fill a connection's budget; two connections
+            # fill the server's; then each further connection gets one.
+            expect(got == [2, 2, 1, 1], "replies held per connection %s, "
+                   "wanted [2, 2, 1, 1]" % got)
+            c = channel(s2.addr)
+            expect(len(stub(c, TEST + "Big")(b"%d" % big, timeout=10)) ==
+                   big, "a client that reads was not served")
+            # The first two read everything: the server's held bytes
+            # fall under its budget, and the last two get one more reply
+            # each without sending anything.
+            drain(conns[0], sids[0])
+            drain(conns[1], sids[1])
+            more = [len(answered(conns[i], sids[i])) for i in (2, 3)]
+            expect(more == [1, 1], "after the others drained, %s more "
+                   "replies, wanted [1, 1]" % more)
+            c.close()
+            for r in conns:
+                r.close()
+            expect(s2.alive(), "the server died")
+        try:
+            run()
+        finally:
+            expect(s2.stop() == 0, "the server did not stop cleanly")
+            bad = s2.sanitizer_report()
+            expect(not bad, "\n".join(bad[:20]))
+    check("a server-wide budget on held reply bytes: connections holding "
+          "some wait, one holding none is served; draining one wakes the "
+          "others", held_total)
+
     def request_budget():
         # Request messages that never finish: flow control gives the window
         # back as bytes arrive, so only the budgets on bytes being received
