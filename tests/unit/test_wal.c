@@ -270,14 +270,20 @@ capture_end(void)
 	return out;
 }
 
-/* Reopen with stderr captured; returns what was logged. */
+/* Reopen, which must succeed, with stderr captured; returns what was
+ * logged. */
 static char *
-capture_stderr_open(struct fixture *f, uint64_t a, uint64_t b, char *err,
-    size_t errlen, struct wal **wp)
+must_open_logged(struct fixture *f)
 {
+	struct wal	*w;
+	char		 err[512] = "", *out;
+
 	capture_begin();
-	*wp = reopen(f, a, b, err, errlen);
-	return capture_end();
+	w = reopen(f, 0, 0, err, sizeof err);
+	out = capture_end();
+	if (w == NULL)
+		fail_msg("wal_open: %s", err);
+	return out;
 }
 
 /* The tests. */
@@ -668,12 +674,9 @@ flip_byte(const char *path, off_t off)
 static void
 check_torn(struct fixture *f, const char *path, off_t good)
 {
-	struct wal	*w;
-	char		 err[512] = "", *out;
+	char		*out;
 
-	out = capture_stderr_open(f, 0, 0, err, sizeof err, &w);
-	if (w == NULL)
-		fail_msg("wal_open: %s", err);
+	out = must_open_logged(f);
 	assert_non_null(strstr(out, "torn"));
 	assert_non_null(strstr(out, path));
 	free(out);
@@ -744,15 +747,13 @@ static void
 test_zero_tail_is_the_end(void **state)
 {
 	struct fixture	*f = *state;
-	struct wal	*w;
-	char		 path[512], err[512] = "", *out;
+	char		 path[512], *out;
 	off_t		 end, size;
+	uint8_t		 zeros[4096];
 
 	/* Zeros after the last record, reserved space or a file extended
 	 * and never written, are where the log ends: nothing is reported
 	 * torn, nothing is cut, and appends go right after the records. */
-	uint8_t		 zeros[4096];
-
 	make_log(f, 100, path, sizeof path);
 	end = data_end(path);
 	/* Zeros written (read back) and zeros never written (skipped). */
@@ -760,9 +761,7 @@ test_zero_tail_is_the_end(void **state)
 	append_bytes(path, zeros, sizeof zeros);
 	assert_int_equal(truncate(path, end + 3 * 65536), 0);
 	size = file_size(path);
-	out = capture_stderr_open(f, 0, 0, err, sizeof err, &w);
-	if (w == NULL)
-		fail_msg("wal_open: %s", err);
+	out = must_open_logged(f);
 	assert_null(strstr(out, "torn"));
 	free(out);
 	check_seen(f, 1, 100);
@@ -894,9 +893,7 @@ static void
 test_torn_new_segment(void **state)
 {
 	struct fixture	*f = *state;
-	char		 path[512];
-	struct wal	*w;
-	char		 err[512] = "", *out;
+	char		 path[512], *out;
 	int		 fd;
 
 	/* A last segment cut short while being created (header torn) is
@@ -907,9 +904,7 @@ test_torn_new_segment(void **state)
 	assert_int_equal(write(fd, "DSD-W", 5), 5);
 	close(fd);
 	/* Segment 1 was not rotated cleanly here, but it is whole. */
-	out = capture_stderr_open(f, 0, 0, err, sizeof err, &w);
-	if (w == NULL)
-		fail_msg("wal_open: %s", err);
+	out = must_open_logged(f);
 	assert_non_null(strstr(out, "torn while being created"));
 	free(out);
 	check_seen(f, 1, 20);
