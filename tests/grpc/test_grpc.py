@@ -288,18 +288,21 @@ class Raw:
                 return (HEADERS, flags, sid, self.inflater.decode(block))
             return (ftype, flags, sid, payload)
 
-    def request(self, sid, path, body=None, headers=(), end=True):
+    def request_frames(self, sid, path, body=None, headers=(), end=True):
+        """The frames of a gRPC request, to send at once or gathered."""
         hs = [(":method", "POST"), (":scheme", "http"), (":path", path),
               (":authority", "127.0.0.1:%d" % self.port),
               ("content-type", "application/grpc"), ("te", "trailers")]
         names = {n for n, _ in headers}
         hs = [(n, v) for n, v in hs if n not in names] + list(headers)
         if body is None:
-            self.send(frame(HEADERS, END_HEADERS | (END_STREAM if end else 0),
-                            sid, hpack(hs)))
-        else:
-            self.send(frame(HEADERS, END_HEADERS, sid, hpack(hs)) +
-                      frame(DATA, END_STREAM if end else 0, sid, body))
+            return frame(HEADERS, END_HEADERS | (END_STREAM if end else 0),
+                         sid, hpack(hs))
+        return frame(HEADERS, END_HEADERS, sid, hpack(hs)) + \
+            frame(DATA, END_STREAM if end else 0, sid, body)
+
+    def request(self, sid, path, body=None, headers=(), end=True):
+        self.send(self.request_frames(sid, path, body, headers, end))
 
     def response(self, sid, timeout=5):
         """Collect what comes for stream sid until it ends: a dict with
@@ -817,15 +820,9 @@ def main():
             """Open n streams asking Big for 1 MiB; return their ids, the
             ids that got response headers, and any RST_STREAM codes."""
             sids = list(range(first, first + 2 * n, 2))
-            out = b""
-            for sid in sids:
-                out += frame(HEADERS, END_HEADERS, sid, hpack(
-                    [(":method", "POST"), (":scheme", "http"),
-                     (":path", TEST + "Big"), (":authority", "x"),
-                     ("content-type", "application/grpc"),
-                     ("te", "trailers")])) + \
-                    frame(DATA, END_STREAM, sid, grpc_msg(b"%d" % big))
-            r.send(out)
+            r.send(b"".join(r.request_frames(sid, TEST + "Big",
+                                             grpc_msg(b"%d" % big))
+                            for sid in sids))
             answered, reset = [], {}
             # Wait for the budget's worth of answers, then a little more
             # to see that nothing else comes.
@@ -973,15 +970,9 @@ def main():
 
         def ask(r, n):
             sids = list(range(1, 2 * n, 2))
-            out = b""
-            for sid in sids:
-                out += frame(HEADERS, END_HEADERS, sid, hpack(
-                    [(":method", "POST"), (":scheme", "http"),
-                     (":path", TEST + "Big"), (":authority", "x"),
-                     ("content-type", "application/grpc"),
-                     ("te", "trailers")])) + \
-                    frame(DATA, END_STREAM, sid, grpc_msg(b"%d" % big))
-            r.send(out)
+            r.send(b"".join(r.request_frames(sid, TEST + "Big",
+                                             grpc_msg(b"%d" % big))
+                            for sid in sids))
             return sids
 
         def answered(r, sids, settle=0.5, timeout=5):
@@ -1066,11 +1057,7 @@ def main():
             bytes in all (prefix included), in 16 KiB frames."""
             out = b""
             for sid in sids:
-                out += frame(HEADERS, END_HEADERS, sid, hpack(
-                    [(":method", "POST"), (":scheme", "http"),
-                     (":path", TEST + "Echo"), (":authority", "x"),
-                     ("content-type", "application/grpc"),
-                     ("te", "trailers")]))
+                out += r.request_frames(sid, TEST + "Echo", end=False)
                 body = struct.pack(">BI", 0, 4 << 20) + \
                     b"x" * (piece - 5)
                 for off in range(0, len(body), 16384):
