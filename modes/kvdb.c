@@ -468,13 +468,12 @@ kv_init(struct dsd *d, void **statep)
 	gc.h2.max_held_total = (size_t)flags_int(d, "max-reply-memory");
 	if (gc.h2.max_held > gc.h2.max_held_total)
 		gc.h2.max_held = gc.h2.max_held_total;
-	/* Request messages still arriving: the same per connection, so that
-	 * one client cannot take all of --max-request-memory from the rest,
-	 * but never more than that. */
+	/* Request messages still arriving: the same per connection (h2's
+	 * default is 64 MiB too), so that one client cannot take all of
+	 * --max-request-memory from the rest, but never more than that. */
+	if (gc.h2.max_pending < held)
+		gc.h2.max_pending = held;
 	gc.h2.max_pending_total = (size_t)flags_int(d, "max-request-memory");
-	gc.h2.max_pending = held;
-	if (gc.h2.max_pending < (size_t)64 << 20)
-		gc.h2.max_pending = (size_t)64 << 20;
 	if (gc.h2.max_pending > gc.h2.max_pending_total)
 		gc.h2.max_pending = gc.h2.max_pending_total;
 	if ((kv->srv = grpc_server_new(d->base, &gc)) == NULL)
