@@ -29,10 +29,10 @@
 
 #include <event2/event.h>
 
-#include "log.h"
-#include "snap.h"
-#include "store.h"
-#include "wal.h"
+#include "core/log.h"
+#include "kv/snap.h"
+#include "kv/store.h"
+#include "kv/wal.h"
 
 #define KEYLEN	8
 #define DATALEN	16

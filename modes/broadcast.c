@@ -36,12 +36,12 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "dsd.h"
-#include "flags.h"
-#include "log.h"
-#include "maelstrom.h"
-#include "u64map.h"
-#include "xmalloc.h"
+#include "core/dsd.h"
+#include "core/flags.h"
+#include "core/log.h"
+#include "maelstrom/maelstrom.h"
+#include "core/u64map.h"
+#include "core/xmalloc.h"
 
 /* One direction of a link's value stream, as the sender sees it. */
 struct bc_out {
@@ -506,6 +506,7 @@ const struct mode mode_broadcast = {
 	.summary = "Maelstrom broadcast node: hub overlay with batching "
 	    "(challenges 3a-3e)",
 	.kind = MODE_MAELSTROM,
+	.groups = mael_flag_groups,
 	.flags = bc_flags,
 	.init = bc_init,
 	.handlers = bc_handlers,

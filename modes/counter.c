@@ -33,11 +33,11 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "dsd.h"
-#include "flags.h"
-#include "log.h"
-#include "maelstrom.h"
-#include "xmalloc.h"
+#include "core/dsd.h"
+#include "core/flags.h"
+#include "core/log.h"
+#include "maelstrom/maelstrom.h"
+#include "core/xmalloc.h"
 
 #define CTR_SERVICE	"seq-kv"
 /* How often pending adds are checked against --add-timeout. */
@@ -402,6 +402,7 @@ const struct mode mode_counter = {
 	.summary = "Maelstrom g-counter and pn-counter on seq-kv "
 	    "(challenge 4)",
 	.kind = MODE_MAELSTROM,
+	.groups = mael_flag_groups,
 	.flags = ctr_flags,
 	.init = ctr_init,
 	.handlers = ctr_handlers,

@@ -6,8 +6,8 @@
 
 #include <jansson.h>
 
-#include "dsd.h"
-#include "maelstrom.h"
+#include "core/dsd.h"
+#include "maelstrom/maelstrom.h"
 
 static void
 echo_recv(struct mael *m, struct mael_msg *msg, void *state)
@@ -32,5 +32,6 @@ const struct mode mode_echo = {
 	.name = "maelstrom-echo",
 	.summary = "Maelstrom echo node (Gossip Glomers challenge 1)",
 	.kind = MODE_MAELSTROM,
+	.groups = mael_flag_groups,
 	.handlers = echo_handlers,
 };

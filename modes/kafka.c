@@ -56,13 +56,13 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "dsd.h"
-#include "flags.h"
-#include "log.h"
-#include "maelstrom.h"
-#include "mstream.h"
-#include "u64map.h"
-#include "xmalloc.h"
+#include "core/dsd.h"
+#include "core/flags.h"
+#include "core/log.h"
+#include "maelstrom/maelstrom.h"
+#include "maelstrom/mstream.h"
+#include "core/u64map.h"
+#include "core/xmalloc.h"
 
 struct kf_key {
 	struct kf_key	*next;		/* same hash */
@@ -646,6 +646,7 @@ const struct mode mode_kafka = {
 	.summary = "Maelstrom kafka-style log: owner per key, batched "
 	    "replication (challenges 5a-5c)",
 	.kind = MODE_MAELSTROM,
+	.groups = mael_flag_groups,
 	.flags = kf_flags,
 	.init = kf_init,
 	.handlers = kf_handlers,

@@ -1,6 +1,6 @@
 /*
  * kvdb: a durable, versioned key-value database served over gRPC
- * (modes/kvdb.proto, service dsd.kvdb.v1.KV).
+ * (src/kv/kvdb.proto, service dsd.kvdb.v1.KV).
  *
  * A request is decoded, applied to the store at once on the loop (so every
  * operation is atomic with respect to every other, whatever the number of
@@ -34,16 +34,16 @@
 
 #include <event2/event.h>
 
-#include "dsd.h"
-#include "flags.h"
-#include "grpc.h"
-#include "log.h"
-#include "sdnotify.h"
-#include "snap.h"
-#include "store.h"
-#include "wal.h"
-#include "xmalloc.h"
-#include "kvdb.pb-c.h"
+#include "core/dsd.h"
+#include "core/flags.h"
+#include "net/grpc.h"
+#include "core/log.h"
+#include "core/sdnotify.h"
+#include "kv/snap.h"
+#include "kv/store.h"
+#include "kv/wal.h"
+#include "core/xmalloc.h"
+#include "kv/kvdb.pb-c.h"
 
 #define KV_DEFAULT_PORT	"7379"
 

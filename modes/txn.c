@@ -61,13 +61,13 @@
 
 #include <jansson.h>
 
-#include "dsd.h"
-#include "flags.h"
-#include "log.h"
-#include "maelstrom.h"
-#include "mstream.h"
-#include "u64map.h"
-#include "xmalloc.h"
+#include "core/dsd.h"
+#include "core/flags.h"
+#include "core/log.h"
+#include "maelstrom/maelstrom.h"
+#include "maelstrom/mstream.h"
+#include "core/u64map.h"
+#include "core/xmalloc.h"
 
 /* One key's committed value and the version that wrote it. */
 struct tx_reg {
@@ -388,6 +388,7 @@ const struct mode mode_txn = {
 	.summary = "Maelstrom transactional key-value store, totally "
 	    "available, read committed (challenges 6a-6c)",
 	.kind = MODE_MAELSTROM,
+	.groups = mael_flag_groups,
 	.flags = tx_flags,
 	.init = tx_init,
 	.handlers = tx_handlers,

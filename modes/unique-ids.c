@@ -18,10 +18,10 @@
 
 #include <jansson.h>
 
-#include "dsd.h"
-#include "log.h"
-#include "maelstrom.h"
-#include "xmalloc.h"
+#include "core/dsd.h"
+#include "core/log.h"
+#include "maelstrom/maelstrom.h"
+#include "core/xmalloc.h"
 
 struct uid_state {
 	uint64_t	boot;
@@ -73,6 +73,7 @@ const struct mode mode_unique_ids = {
 	.summary = "Maelstrom unique id generator, totally available "
 	    "(challenge 2)",
 	.kind = MODE_MAELSTROM,
+	.groups = mael_flag_groups,
 	.init = uid_init,
 	.handlers = uid_handlers,
 	.free = uid_free,

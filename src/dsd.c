@@ -11,10 +11,10 @@
 
 #include <event2/event.h>
 
-#include "dsd.h"
-#include "flags.h"
-#include "log.h"
-#include "maelstrom.h"
+#include "core/dsd.h"
+#include "core/flags.h"
+#include "core/log.h"
+#include "maelstrom/maelstrom.h"
 
 static void
 dsd_event_log(int severity, const char *msg)

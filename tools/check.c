@@ -22,7 +22,7 @@
 #include <event2/event.h>
 
 #include "check.h"
-#include "grpc_client.h"
+#include "net/grpc_client.h"
 #include "kvtool.h"
 
 #define CHK_NCONN	2	/* calls alternate between connections */

@@ -26,7 +26,7 @@
 #include <event2/event.h>
 
 #include "etcd-kv.pb-c.h"
-#include "grpc_client.h"
+#include "net/grpc_client.h"
 #include "kvtool.h"
 
 #define BENCH_USAGE	2

@@ -21,7 +21,7 @@
 #include <event2/event.h>
 
 #include "check.h"
-#include "grpc_client.h"
+#include "net/grpc_client.h"
 #include "kvtool.h"
 
 /* Exit statuses; dsd-cli(1), EXIT STATUS. */

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kvdb.pb-c.h"
+#include "kv/kvdb.pb-c.h"
 #include "kvtool.h"
 
 const char *

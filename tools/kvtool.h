@@ -1,5 +1,5 @@
 /*
- * What dsd-cli and dsd-bench share about the kvdb API (modes/kvdb.proto):
+ * What dsd-cli and dsd-bench share about the kvdb API (src/kv/kvdb.proto):
  * parsing keys and data as a person types them, packing requests,
  * printing replies.  A request is described by a struct store_op, the
  * store's own description of an operation (src/store.h), so the numbers
@@ -14,7 +14,7 @@
 
 #include <gmp.h>
 
-#include "store.h"
+#include "kv/store.h"
 
 /* gRPC status codes the tools name (gRPC's doc/statuscodes.md). */
 #define KVT_GRPC_OK		0

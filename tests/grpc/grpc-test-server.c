@@ -33,9 +33,9 @@
 
 #include <event2/event.h>
 
-#include "grpc.h"
-#include "log.h"
-#include "xmalloc.h"
+#include "net/grpc.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
 
 struct slow {
 	struct grpc_call	*call;

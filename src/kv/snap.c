@@ -1,0 +1,618 @@
+/* Point-in-time snapshots in a forked child; see snap.h. */
+#include "config.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "core/log.h"
+#include "kv/snap.h"
+#include "kv/store.h"
+#include "kv/wal.h"
+
+#define SNAP_MAGIC	"DSD-SNAP"
+#define SNAP_VERSION	1
+#define SNAP_HDRLEN	64
+#define SNAP_ENTHDR	24	/* keylen, datalen, version, timestamp */
+#define SNAP_NAME	"snapshot"
+#define SNAP_TMPNAME	"snapshot.tmp"
+#define SNAP_BUFLEN	(1U << 20)
+
+struct snap {
+	char			*dir;
+	struct event_base	*base;
+	struct store		*store;
+	struct wal		*wal;
+	snap_done_cb		 done;
+	void			*arg;
+	struct event		*ev_timer;
+	struct event		*ev_chld;
+
+	/* Allocated here so that the child needs no allocator: its pages
+	 * cost nothing until the child touches its own copy. */
+	uint8_t			*buf;
+
+	pid_t			 pid;		/* running child, or -1 */
+	struct snap_info	 pending;	/* what the child writes */
+	struct snap_info	 last;		/* the last one completed */
+};
+
+static void
+snap_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static void
+snap_put64(uint8_t *p, uint64_t v)
+{
+	snap_put32(p, (uint32_t)v);
+	snap_put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t
+snap_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+static uint64_t
+snap_get64(const uint8_t *p)
+{
+	return (uint64_t)snap_get32(p) | (uint64_t)snap_get32(p + 4) << 32;
+}
+
+/* Writing. */
+
+struct snap_out {
+	int		 fd;
+	uint8_t		*buf;
+	size_t		 len;
+	uint32_t	 crc;
+	uint64_t	 total;
+};
+
+static int
+snap_flush(struct snap_out *o)
+{
+	if (o->len != 0 && wal_writeall(o->fd, o->buf, o->len) == -1)
+		return -1;
+	o->len = 0;
+	return 0;
+}
+
+/* Append body bytes, through the buffer unless they would not fit. */
+static int
+snap_emit(struct snap_out *o, const uint8_t *p, size_t len)
+{
+	o->crc = wal_crc32c(o->crc, p, len);
+	o->total += len;
+	if (o->len + len > SNAP_BUFLEN) {
+		if (snap_flush(o) == -1)
+			return -1;
+		if (len > SNAP_BUFLEN)
+			return wal_writeall(o->fd, p, len);
+	}
+	memcpy(o->buf + o->len, p, len);
+	o->len += len;
+	return 0;
+}
+
+static void
+snap_mkheader(uint8_t *h, const struct snap_info *info, uint64_t bodylen,
+    uint32_t bodycrc)
+{
+	memset(h, 0, SNAP_HDRLEN);
+	memcpy(h, SNAP_MAGIC, 8);
+	snap_put32(h + 8, SNAP_VERSION);
+	snap_put64(h + 16, info->segno);
+	snap_put64(h + 24, info->seq);
+	snap_put64(h + 32, info->count);
+	snap_put64(h + 40, bodylen);
+	snap_put32(h + 48, bodycrc);
+	snap_put32(h + 12, wal_crc32c(0, h, SNAP_HDRLEN));
+}
+
+/* The body of snap_write(), with a caller's buffer of SNAP_BUFLEN. */
+static int
+snap_write_buf(const char *dir, const struct store *st, uint64_t segno,
+    uint64_t seq, uint8_t *buf, char *err, size_t errlen)
+{
+	struct snap_out		 o;
+	struct snap_info	 info;
+	struct store_entry	*e;
+	uint8_t			 h[SNAP_HDRLEN], eh[SNAP_ENTHDR];
+	const uint8_t		*key, *data;
+	size_t			 cursor = 0, keylen, datalen;
+	const char		*step;
+	ssize_t			 n;
+	int			 dirfd, fd = -1;
+
+	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	step = "create";
+	fd = openat(dirfd, SNAP_TMPNAME, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0644);
+	if (fd == -1)
+		goto fail;
+
+	memset(&o, 0, sizeof o);
+	o.fd = fd;
+	o.buf = buf;
+	/* The header's place, filled in once the body is known. */
+	memset(h, 0, sizeof h);
+	step = "write";
+	if (wal_writeall(fd, h, sizeof h) == -1)
+		goto fail;
+	o.crc = 0;
+	o.total = 0;
+
+	memset(&info, 0, sizeof info);
+	info.present = 1;
+	info.segno = segno;
+	info.seq = seq;
+	while ((e = store_next(st, &cursor)) != NULL) {
+		key = store_entry_key(e, &keylen);
+		data = store_entry_data(e, &datalen);
+		snap_put32(eh, (uint32_t)keylen);
+		snap_put32(eh + 4, (uint32_t)datalen);
+		snap_put64(eh + 8, (uint64_t)store_entry_version(e));
+		snap_put64(eh + 16, (uint64_t)store_entry_timestamp(e));
+		if (snap_emit(&o, eh, sizeof eh) == -1 ||
+		    (keylen != 0 && snap_emit(&o, key, keylen) == -1) ||
+		    (datalen != 0 && snap_emit(&o, data, datalen) == -1))
+			goto fail;
+		info.count++;
+	}
+	if (snap_flush(&o) == -1)
+		goto fail;
+
+	snap_mkheader(h, &info, o.total, o.crc);
+	if ((n = pwrite(fd, h, sizeof h, 0)) != (ssize_t)sizeof h) {
+		if (n >= 0)
+			errno = EIO;	/* short write to a regular file */
+		goto fail;
+	}
+	step = "fsync";
+	if (fsync(fd) == -1)
+		goto fail;
+	step = "close";
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	step = "rename";
+	if (renameat(dirfd, SNAP_TMPNAME, dirfd, SNAP_NAME) == -1)
+		goto fail;
+	step = "fsync of the directory";
+	if (fsync(dirfd) == -1)
+		goto fail;
+	close(dirfd);
+	return 0;
+
+fail:
+	snprintf(err, errlen, "%s/%s: %s: %s", dir, SNAP_TMPNAME, step,
+	    strerror(errno));
+	if (fd != -1)
+		close(fd);
+	(void)unlinkat(dirfd, SNAP_TMPNAME, 0);
+	close(dirfd);
+	return -1;
+}
+
+int
+snap_write(const char *dir, const struct store *st, uint64_t segno,
+    uint64_t seq, char *err, size_t errlen)
+{
+	uint8_t	*buf;
+	int	 rc;
+
+	if ((buf = malloc(SNAP_BUFLEN)) == NULL) {
+		snprintf(err, errlen, "snapshot: out of memory");
+		return -1;
+	}
+	rc = snap_write_buf(dir, st, segno, seq, buf, err, errlen);
+	free(buf);
+	return rc;
+}
+
+/* Loading. */
+
+int
+snap_load(const char *dir, struct store *st, struct snap_info *info,
+    char *err, size_t errlen)
+{
+	struct stat	 sb;
+	uint8_t		*map = NULL, h[SNAP_HDRLEN];
+	uint64_t	 i, bodylen, version, timestamp;
+	size_t		 size = 0, off, keylen, datalen;
+	int		 dirfd, fd = -1;
+
+	memset(info, 0, sizeof *info);
+	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	/* A child or a process that died mid-write left this behind. */
+	if (unlinkat(dirfd, SNAP_TMPNAME, 0) == 0)
+		log_info("snapshot: %s/%s: removed an unfinished snapshot",
+		    dir, SNAP_TMPNAME);
+
+	if ((fd = openat(dirfd, SNAP_NAME, O_RDONLY | O_CLOEXEC)) == -1) {
+		close(dirfd);
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s/%s: %s", dir, SNAP_NAME,
+		    strerror(errno));
+		return -1;
+	}
+	close(dirfd);
+	if (fstat(fd, &sb) == -1) {
+		snprintf(err, errlen, "%s/%s: %s", dir, SNAP_NAME,
+		    strerror(errno));
+		goto fail;
+	}
+	size = (size_t)sb.st_size;
+	if (size < SNAP_HDRLEN) {
+		snprintf(err, errlen, "%s/%s: %zu bytes, shorter than the "
+		    "header", dir, SNAP_NAME, size);
+		goto fail;
+	}
+	map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		map = NULL;
+		snprintf(err, errlen, "%s/%s: mmap: %s", dir, SNAP_NAME,
+		    strerror(errno));
+		goto fail;
+	}
+	(void)madvise(map, size, MADV_SEQUENTIAL);
+
+	memcpy(h, map, sizeof h);
+	memset(h + 12, 0, 4);
+	if (memcmp(map, SNAP_MAGIC, 8) != 0) {
+		snprintf(err, errlen, "%s/%s: not a dsd snapshot (bad magic)",
+		    dir, SNAP_NAME);
+		goto fail;
+	}
+	if (snap_get32(map + 8) != SNAP_VERSION) {
+		snprintf(err, errlen, "%s/%s: format version %" PRIu32 ", "
+		    "this dsd reads %d", dir, SNAP_NAME, snap_get32(map + 8),
+		    SNAP_VERSION);
+		goto fail;
+	}
+	if (wal_crc32c(0, h, sizeof h) != snap_get32(map + 12)) {
+		snprintf(err, errlen, "%s/%s: header checksum mismatch", dir,
+		    SNAP_NAME);
+		goto fail;
+	}
+	bodylen = snap_get64(map + 40);
+	if (bodylen != size - SNAP_HDRLEN) {
+		snprintf(err, errlen, "%s/%s: %zu bytes of entries, the header "
+		    "says %" PRIu64, dir, SNAP_NAME, size - SNAP_HDRLEN,
+		    bodylen);
+		goto fail;
+	}
+	if (wal_crc32c(0, map + SNAP_HDRLEN, bodylen) !=
+	    snap_get32(map + 48)) {
+		snprintf(err, errlen, "%s/%s: checksum mismatch in the entries",
+		    dir, SNAP_NAME);
+		goto fail;
+	}
+
+	info->segno = snap_get64(map + 16);
+	info->seq = snap_get64(map + 24);
+	info->count = snap_get64(map + 32);
+	off = SNAP_HDRLEN;
+	for (i = 0; i < info->count; i++) {
+		if (size - off < SNAP_ENTHDR)
+			goto short_entry;
+		keylen = snap_get32(map + off);
+		datalen = snap_get32(map + off + 4);
+		version = snap_get64(map + off + 8);
+		timestamp = snap_get64(map + off + 16);
+		if (keylen > size - off - SNAP_ENTHDR ||
+		    datalen > size - off - SNAP_ENTHDR - keylen)
+			goto short_entry;
+		if (store_restore(st, map + off + SNAP_ENTHDR, keylen,
+		    (int64_t)version, (int64_t)timestamp,
+		    map + off + SNAP_ENTHDR + keylen, datalen) == -1) {
+			snprintf(err, errlen, "%s/%s: offset %zu: entry %"
+			    PRIu64 ": %s", dir, SNAP_NAME, off, i,
+			    errno == ENOMEM ? "out of memory" :
+			    "bad or duplicate key");
+			goto fail;
+		}
+		off += SNAP_ENTHDR + keylen + datalen;
+	}
+	if (off != size) {
+		snprintf(err, errlen, "%s/%s: offset %zu: data after the last "
+		    "of %" PRIu64 " entries", dir, SNAP_NAME, off, info->count);
+		goto fail;
+	}
+	munmap(map, size);
+	close(fd);
+	info->present = 1;
+	return 0;
+
+short_entry:
+	snprintf(err, errlen, "%s/%s: offset %zu: entry %" PRIu64 " runs past "
+	    "the end", dir, SNAP_NAME, off, i);
+fail:
+	if (map != NULL)
+		munmap(map, size);
+	close(fd);
+	return -1;
+}
+
+/* Replay a log record into the store. */
+static int
+snap_replay(void *arg, uint64_t seq, const uint8_t *rec, size_t len)
+{
+	struct store		*st = arg;
+	struct store_op		 op;
+	struct store_result	 res;
+
+	if (store_op_decode(rec, len, &op) == -1)
+		return -1;
+	if (store_apply(st, &op, &res) == -1)
+		return -1;
+	store_result_release(&res);
+	return 0;
+}
+
+struct wal *
+snap_recover(struct store *st, const struct wal_config *cfg,
+    struct snap_info *info, char *err, size_t errlen)
+{
+	struct wal	*w;
+
+	if (snap_load(cfg->dir, st, info, err, errlen) == -1)
+		return NULL;
+	if (info->present)
+		log_info("snapshot: loaded %" PRIu64 " keys up to record %"
+		    PRIu64, info->count, info->seq);
+	w = wal_open(cfg, info->segno, info->seq, snap_replay, st, err,
+	    errlen);
+	if (w != NULL && wal_last_seq(w) != info->seq)
+		log_info("wal: replayed records %" PRIu64 " to %" PRIu64,
+		    info->seq + 1, wal_last_seq(w));
+	return w;
+}
+
+/* Background snapshots. */
+
+/* The child: write, and say how it went through the exit status. */
+static void __attribute__((noreturn))
+snap_child_main(struct snap *s)
+{
+	char	err[512];
+
+	/* Stop and termination signals should stop this child, not be
+	 * passed to the parent's loop through libevent's handler. */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+	if (snap_write_buf(s->dir, s->store, s->pending.segno,
+	    s->pending.seq, s->buf, err, sizeof err) == -1) {
+		log_warnx("snapshot: %s", err);
+		_exit(1);
+	}
+	_exit(0);
+}
+
+/* A child's end, however it was learnt. */
+static void
+snap_finish(struct snap *s, int status)
+{
+	int	ok;
+
+	s->pid = -1;
+	ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (ok) {
+		s->last = s->pending;
+		wal_purge(s->wal, s->pending.segno);
+		log_info("snapshot: %" PRIu64 " keys up to record %" PRIu64,
+		    s->pending.count, s->pending.seq);
+	} else if (WIFSIGNALED(status))
+		log_warnx("snapshot: child killed by signal %d",
+		    WTERMSIG(status));
+	else
+		log_warnx("snapshot: child failed (exit %d)",
+		    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	if (s->done != NULL)
+		s->done(s->arg, ok, ok ? &s->last : &s->pending);
+}
+
+static void
+snap_chld_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct snap	*s = arg;
+	pid_t		 r;
+	int		 status;
+
+	/* Reap only our own child: other modules may have theirs. */
+	if (s->pid == -1)
+		return;
+	do
+		r = waitpid(s->pid, &status, WNOHANG);
+	while (r == -1 && errno == EINTR);
+	if (r == 0)
+		return;
+	if (r == -1) {
+		log_warn("snapshot: waitpid %ld", (long)s->pid);
+		status = 0xff00;	/* as if exit 255 */
+	}
+	snap_finish(s, status);
+}
+
+static void
+snap_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct snap	*s = arg;
+
+	if (s->pid == -1)
+		(void)snap_start(s, 0);
+}
+
+int
+snap_start(struct snap *s, int force)
+{
+	uint64_t	segno, seq;
+	pid_t		pid;
+
+	if (s->pid != -1) {
+		errno = EBUSY;
+		return -1;
+	}
+	if (!force && s->last.present && wal_last_seq(s->wal) == s->last.seq)
+		return 0;
+	if (!force && !s->last.present && wal_last_seq(s->wal) == 0)
+		return 0;
+	if (wal_rotate(s->wal, &segno, &seq) == -1) {
+		log_warn("snapshot: cannot end the log segment");
+		return -1;
+	}
+	s->pending.present = 1;
+	s->pending.segno = segno;
+	s->pending.seq = seq;
+	s->pending.count = store_count(s->store);
+
+	/* Between wal_rotate() and fork() nothing may touch the store. */
+	if ((pid = fork()) == -1) {
+		log_warn("snapshot: fork");
+		return -1;
+	}
+	if (pid == 0)
+		snap_child_main(s);
+	s->pid = pid;
+	log_debug("snapshot: child %ld writing records up to %" PRIu64,
+	    (long)pid, seq);
+	return 1;
+}
+
+pid_t
+snap_child(const struct snap *s)
+{
+	return s->pid;
+}
+
+const struct snap_info *
+snap_last(const struct snap *s)
+{
+	return &s->last;
+}
+
+struct snap *
+snap_new(const struct snap_config *cfg, const struct snap_info *loaded)
+{
+	struct snap	*s;
+	struct timeval	 tv;
+
+	if ((s = calloc(1, sizeof *s)) == NULL)
+		return NULL;
+	s->pid = -1;
+	s->base = cfg->base;
+	s->store = cfg->store;
+	s->wal = cfg->wal;
+	s->done = cfg->done;
+	s->arg = cfg->arg;
+	if (loaded != NULL)
+		s->last = *loaded;
+	if ((s->dir = strdup(cfg->dir)) == NULL ||
+	    (s->buf = malloc(SNAP_BUFLEN)) == NULL)
+		goto fail;
+	s->ev_chld = evsignal_new(s->base, SIGCHLD, snap_chld_cb, s);
+	if (s->ev_chld == NULL || event_add(s->ev_chld, NULL) == -1)
+		goto fail;
+	if (cfg->interval != 0) {
+		s->ev_timer = event_new(s->base, -1, EV_PERSIST, snap_timer_cb,
+		    s);
+		tv.tv_sec = cfg->interval;
+		tv.tv_usec = 0;
+		if (s->ev_timer == NULL || event_add(s->ev_timer, &tv) == -1)
+			goto fail;
+	}
+	return s;
+
+fail:
+	snap_free(s);
+	return NULL;
+}
+
+int
+snap_shutdown(struct snap *s, int save)
+{
+	char		err[512];
+	uint64_t	segno, seq;
+	pid_t		r;
+	int		status;
+
+	if (s->pid != -1) {
+		do
+			r = waitpid(s->pid, &status, 0);
+		while (r == -1 && errno == EINTR);
+		if (r == -1)
+			status = 0xff00;
+		snap_finish(s, status);
+	}
+	if (!save || wal_last_seq(s->wal) == s->last.seq)
+		return 0;
+	if (wal_rotate(s->wal, &segno, &seq) == -1) {
+		log_warn("snapshot: cannot end the log segment");
+		return -1;
+	}
+	if (snap_write_buf(s->dir, s->store, segno, seq, s->buf, err,
+	    sizeof err) == -1) {
+		log_warnx("snapshot: %s", err);
+		return -1;
+	}
+	s->last.present = 1;
+	s->last.segno = segno;
+	s->last.seq = seq;
+	s->last.count = store_count(s->store);
+	wal_purge(s->wal, segno);
+	log_notice("snapshot: final, %" PRIu64 " keys up to record %" PRIu64,
+	    s->last.count, seq);
+	return 0;
+}
+
+void
+snap_free(struct snap *s)
+{
+	int	status;
+
+	if (s == NULL)
+		return;
+	if (s->pid != -1) {
+		kill(s->pid, SIGKILL);
+		while (waitpid(s->pid, &status, 0) == -1 && errno == EINTR)
+			;
+	}
+	if (s->ev_timer != NULL)
+		event_free(s->ev_timer);
+	if (s->ev_chld != NULL)
+		event_free(s->ev_chld);
+	free(s->buf);
+	free(s->dir);
+	free(s);
+}

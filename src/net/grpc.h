@@ -1,0 +1,154 @@
+/*
+ * A unary gRPC server on top of h2 (h2.h): the wire rules of gRPC's
+ * PROTOCOL-HTTP2 document, a method table, asynchronous handlers, and the
+ * standard health service.  It knows nothing of what the messages mean:
+ * handlers get request bytes and answer with reply bytes (protobuf-c or
+ * anything else).
+ *
+ * What a request must look like, and what it gets otherwise:
+ * - :method POST, else HTTP 405; content-type application/grpc or
+ *   application/grpc+proto (or application/grpc;...), else HTTP 415; both
+ *   with grpc-status INTERNAL, as PROTOCOL-HTTP2 asks.
+ * - :path /package.Service/Method registered with grpc_server_register(),
+ *   else UNIMPLEMENTED.
+ * - grpc-encoding absent or "identity", and the compressed flag clear,
+ *   else UNIMPLEMENTED with grpc-accept-encoding: identity.  (Compression is
+ *   not supported: see grpc.c for why.)
+ * - grpc-timeout, if present, "<1-8 digits><H|M|S|m|u|n>", else INTERNAL;
+ *   the call is answered DEADLINE_EXCEEDED when it runs out, whatever the
+ *   handler is doing.
+ * - exactly one length-prefixed message: larger than max_recv_message
+ *   gets RESOURCE_EXHAUSTED as soon as its 5-byte prefix arrives (the body
+ *   is never buffered); none, two, or a truncated one gets INTERNAL.
+ * Answers carry :status 200, content-type application/grpc, one message
+ * and trailers grpc-status 0; errors are trailers-only (one HEADERS frame
+ * with grpc-status and the percent-encoded grpc-message).
+ *
+ * Call lifetime (struct grpc_call):
+ * - The handler is called once the request is complete and owns the call
+ *   from then on, until it calls grpc_call_reply() or grpc_call_error()
+ *   exactly once -- now, from a callback much later (after an fsync or a
+ *   Raft commit), or from its cancel function.  That call releases the
+ *   handle; the pointer must not be used after it.
+ * - The client may go away first (RST_STREAM, a closed connection, server
+ *   shutdown) or the deadline may pass.  The call is then dead: the
+ *   cancel function, if set, is called once, and a later reply is dropped
+ *   (grpc_call_reply returns -1), never written anywhere.  A dead call holds
+ *   only its own memory, nothing of the connection or the server, so the
+ *   handler may release it even after grpc_server_free().
+ * - A handler that never answers leaks its call; the server cannot know.
+ */
+#ifndef DSD_GRPC_H
+#define DSD_GRPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/h2.h"
+
+struct event_base;
+struct grpc_call;
+struct grpc_server;
+
+/* Status codes (grpc/doc/statuscodes.md). */
+enum grpc_status {
+	GRPC_OK = 0,
+	GRPC_CANCELLED = 1,
+	GRPC_UNKNOWN = 2,
+	GRPC_INVALID_ARGUMENT = 3,
+	GRPC_DEADLINE_EXCEEDED = 4,
+	GRPC_NOT_FOUND = 5,
+	GRPC_ALREADY_EXISTS = 6,
+	GRPC_PERMISSION_DENIED = 7,
+	GRPC_RESOURCE_EXHAUSTED = 8,
+	GRPC_FAILED_PRECONDITION = 9,
+	GRPC_ABORTED = 10,
+	GRPC_OUT_OF_RANGE = 11,
+	GRPC_UNIMPLEMENTED = 12,
+	GRPC_INTERNAL = 13,
+	GRPC_UNAVAILABLE = 14,
+	GRPC_DATA_LOSS = 15,
+	GRPC_UNAUTHENTICATED = 16,
+};
+
+/*
+ * A method handler.  req (len bytes, the message without its prefix) is
+ * borrowed for the duration of the call only; copy what must outlive it.
+ * A malformed request is the handler's to judge: answer
+ * GRPC_INVALID_ARGUMENT.
+ */
+typedef void	(*grpc_handler_fn)(struct grpc_call *, const uint8_t *req,
+		    size_t len, void *arg);
+/* Called at most once, when a call dies before its handler answered. */
+typedef void	(*grpc_cancel_fn)(struct grpc_call *, void *arg);
+
+struct grpc_method {
+	const char	*path;		/* "/package.Service/Method"; NULL ends */
+	grpc_handler_fn	 fn;
+	void		*arg;
+};
+
+struct grpc_config {
+	struct h2_config h2;		/* listen address and transport limits;
+					   cb and arg are grpc's own */
+	size_t		 max_recv_message;
+	size_t		 max_send_message;
+};
+
+/* h2 defaults plus 4 MiB messages each way (gRPC's usual receive limit). */
+void		 grpc_config_defaults(struct grpc_config *);
+
+/* Bind and listen (start-up); NULL and a log line on failure.  The
+ * server serves grpc.health.v1.Health/Check from the start. */
+struct grpc_server *grpc_server_new(struct event_base *,
+		    const struct grpc_config *);
+/*
+ * Add a NULL-path-terminated method table; the table is borrowed and must
+ * outlive the server.  Returns -1 (and logs) if a path is malformed or
+ * already registered.
+ */
+int		 grpc_server_register(struct grpc_server *,
+		    const struct grpc_method *);
+int		 grpc_server_port(const struct grpc_server *);
+/*
+ * Graceful stop: health turns NOT_SERVING, GOAWAY goes to every
+ * connection, calls in flight may still answer for grace_ms; then every
+ * connection is closed (the calls left die) and done(arg) runs from the
+ * loop.
+ */
+void		 grpc_server_shutdown(struct grpc_server *, int grace_ms,
+		    void (*done)(void *), void *arg);
+/* Close everything now and free the server; pending calls die. */
+void		 grpc_server_free(struct grpc_server *);
+
+/*
+ * Answer with one message (copied) and grpc-status OK.  Releases the call.
+ * Returns 0 if it was sent, -1 if it was dropped: the call was dead,
+ * already answered (deadline), the reply was larger than
+ * max_send_message (the client then gets RESOURCE_EXHAUSTED), or memory
+ * ran out (the client gets RESOURCE_EXHAUSTED if it can).
+ */
+int		 grpc_call_reply(struct grpc_call *, const void *, size_t);
+/* Answer with an error status and a message (UTF-8, may be NULL),
+ * trailers-only.  Releases the call.  Returns as grpc_call_reply(). */
+int		 grpc_call_error(struct grpc_call *, enum grpc_status,
+		    const char *msg);
+/* Set (or clear, with NULL) the function called if the call dies before
+ * the handler answers. */
+void		 grpc_call_on_cancel(struct grpc_call *, grpc_cancel_fn,
+		    void *arg);
+/* Whether an answer would still reach the client. */
+int		 grpc_call_alive(const struct grpc_call *);
+/* The method's path, valid while the call is. */
+const char	*grpc_call_path(const struct grpc_call *);
+
+/* Helpers, exposed for tests and for tools. */
+const char	*grpc_status_name(int);
+/* Parse a grpc-timeout value ("<1-8 digits><H|M|S|m|u|n>") into
+ * microseconds, nanoseconds rounded up; -1 if malformed. */
+int64_t		 grpc_timeout_parse(const char *, size_t);
+/* Percent-encode a grpc-message (bytes outside 0x20-0x7e, and '%', as
+ * %XX).  Returns a malloc'd string, or NULL if memory ran out. */
+char		*grpc_message_encode(const char *);
+
+#endif
