@@ -10,7 +10,7 @@
  * log's flusher thread, while the loop goes on serving).  A read waits
  * for the last record that existed when it was served, so no reply ever
  * shows a write that a crash could take back.  Snapshots are forked
- * children writing the copy-on-write image (src/snap.h); start-up loads
+ * children writing the copy-on-write image (src/kv/snap.h); start-up loads
  * the snapshot and replays the log.
  *
  * If the log fails (a write or fsync error), nobody knows what is on disk:

@@ -2,7 +2,7 @@
  * What dsd-cli and dsd-bench share about the kvdb API (src/kv/kvdb.proto):
  * parsing keys and data as a person types them, packing requests,
  * printing replies.  A request is described by a struct store_op, the
- * store's own description of an operation (src/store.h), so the numbers
+ * store's own description of an operation (src/kv/store.h), so the numbers
  * of the operations are the store's.
  */
 #ifndef DSD_KVTOOL_H

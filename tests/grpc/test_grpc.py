@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Interop and abuse tests of the gRPC transport (src/h2.c, src/grpc.c).
+"""Interop and abuse tests of the gRPC transport (src/net/h2.c, src/net/grpc.c).
 
 usage: test_grpc.py SERVER   (tests/grpc/grpc-test-server or its -san twin)
 

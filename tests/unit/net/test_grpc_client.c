@@ -1,6 +1,6 @@
 /*
- * Unit tests of the gRPC client (src/grpc_client.c), against the
- * project's own gRPC server (src/grpc.c) on the same event loop: replies
+ * Unit tests of the gRPC client (src/net/grpc_client.c), against the
+ * project's own gRPC server (src/net/grpc.c) on the same event loop: replies
  * and errors, calls beyond the server's stream limit, deadlines on sent
  * and on queued calls, refusal, GOAWAY, closing from a done callback.
  */
