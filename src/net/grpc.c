@@ -58,6 +58,8 @@ struct grpc_call {
 #define GRPC_C_BAD_TIMEOUT	0x20	/* grpc-timeout malformed */
 	int64_t			 timeout_us;	/* -1: none */
 	struct event		*deadline;
+	struct timeval		 expires;	/* of the deadline, if any */
+	char			*meta[GRPC_MAX_METADATA]; /* kept values */
 	char			*bad_path;	/* for the UNIMPLEMENTED message */
 
 	/* The one request message, as it arrives. */
@@ -166,10 +168,22 @@ grpc_message_encode(const char *msg)
 /* Answers. */
 
 static void
+grpc_call_free_meta(struct grpc_call *call)
+{
+	size_t	i;
+
+	for (i = 0; i < GRPC_MAX_METADATA; i++) {
+		free(call->meta[i]);
+		call->meta[i] = NULL;
+	}
+}
+
+static void
 grpc_call_free(struct grpc_call *call)
 {
 	if (call->deadline != NULL)
 		event_free(call->deadline);
+	grpc_call_free_meta(call);
 	free(call->bad_path);
 	free(call->msg);
 	free(call);
@@ -340,6 +354,26 @@ grpc_call_path(const struct grpc_call *call)
 	return call->method != NULL ? call->method->path : "";
 }
 
+const char *
+grpc_call_metadata(const struct grpc_call *call, size_t i)
+{
+	return i < GRPC_MAX_METADATA ? call->meta[i] : NULL;
+}
+
+int64_t
+grpc_call_time_left_us(const struct grpc_call *call)
+{
+	struct timeval	now, left;
+
+	if (call->deadline == NULL || !grpc_call_alive(call))
+		return -1;
+	event_base_gettimeofday_cached(h2_stream_base(call->stream), &now);
+	if (!timercmp(&call->expires, &now, >))
+		return 0;
+	timersub(&call->expires, &now, &left);
+	return (int64_t)left.tv_sec * 1000000 + left.tv_usec;
+}
+
 /* h2 callbacks. */
 
 static void *
@@ -384,6 +418,28 @@ grpc_ctype_ok(const char *v, size_t len)
 	return len == n || v[n] == '+' || v[n] == ';';
 }
 
+/* Keep the value of a header the server was configured to keep; the last
+ * one wins if it repeats. */
+static int
+grpc_stream_keep_metadata(struct grpc_call *call, const char *name,
+    const char *value, size_t valuelen)
+{
+	const char *const	*m = call->srv->cfg.metadata;
+	size_t			 i;
+	char			*v;
+
+	for (i = 0; i < GRPC_MAX_METADATA && m[i] != NULL; i++) {
+		if (strcmp(m[i], name) != 0)
+			continue;
+		if ((v = strndup(value, valuelen)) == NULL)
+			return -1;
+		free(call->meta[i]);
+		call->meta[i] = v;
+		break;
+	}
+	return 0;
+}
+
 static int
 grpc_stream_header(struct h2_stream *stream, void *user, const char *name,
     size_t namelen, const char *value, size_t valuelen)
@@ -408,7 +464,8 @@ grpc_stream_header(struct h2_stream *stream, void *user, const char *name,
 		call->timeout_us = grpc_timeout_parse(value, valuelen);
 		if (call->timeout_us == -1)
 			call->flags |= GRPC_C_BAD_TIMEOUT;
-	}
+	} else if (name[0] != ':' && call->srv->cfg.metadata != NULL)
+		return grpc_stream_keep_metadata(call, name, value, valuelen);
 	return 0;
 }
 
@@ -474,6 +531,9 @@ grpc_stream_headers_done(struct h2_stream *stream, void *user)
 		tv.tv_sec = call->timeout_us / 1000000;
 		tv.tv_usec = call->timeout_us % 1000000;
 		evtimer_add(call->deadline, &tv);
+		event_base_gettimeofday_cached(h2_stream_base(stream),
+		    &call->expires);
+		timeradd(&call->expires, &tv, &call->expires);
 	}
 	return 0;
 }
@@ -637,6 +697,7 @@ grpc_stream_close(struct h2_stream *stream, void *user, uint32_t error_code)
 	}
 	free(call->msg);
 	call->msg = NULL;
+	grpc_call_free_meta(call);
 	if (!(call->flags & GRPC_C_HANDLER)) {
 		grpc_call_free(call);
 		return;
@@ -820,6 +881,12 @@ int
 grpc_server_port(const struct grpc_server *srv)
 {
 	return h2_server_port(srv->h2);
+}
+
+void
+grpc_server_set_serving(struct grpc_server *srv, int serving)
+{
+	srv->serving = serving != 0;
 }
 
 void

@@ -88,11 +88,19 @@ struct grpc_method {
 	void		*arg;
 };
 
+/* At most this many request metadata names are kept per call. */
+#define GRPC_MAX_METADATA	4
+
 struct grpc_config {
 	struct h2_config h2;		/* listen address and transport limits;
 					   cb and arg are grpc's own */
 	size_t		 max_recv_message;
 	size_t		 max_send_message;
+	/* Request metadata (header names, lower case, not ':' or grpc-)
+	 * whose values handlers read with grpc_call_metadata(): NULL-
+	 * terminated, at most GRPC_MAX_METADATA, or NULL for none.  Other
+	 * metadata is not kept. */
+	const char *const *metadata;
 };
 
 /* h2 defaults plus 4 MiB messages each way (gRPC's usual receive limit). */
@@ -110,6 +118,10 @@ struct grpc_server *grpc_server_new(struct event_base *,
 int		 grpc_server_register(struct grpc_server *,
 		    const struct grpc_method *);
 int		 grpc_server_port(const struct grpc_server *);
+/* What the health service answers: SERVING (1, the start) or NOT_SERVING
+ * (0), for a server that is up but cannot serve (a replica without a
+ * leader). */
+void		 grpc_server_set_serving(struct grpc_server *, int serving);
 /*
  * Graceful stop: health turns NOT_SERVING, GOAWAY goes to every
  * connection, calls in flight may still answer for grace_ms; then every
@@ -141,6 +153,14 @@ void		 grpc_call_on_cancel(struct grpc_call *, grpc_cancel_fn,
 int		 grpc_call_alive(const struct grpc_call *);
 /* The method's path, valid while the call is. */
 const char	*grpc_call_path(const struct grpc_call *);
+/* The value of the i-th name of the config's metadata list as the client
+ * sent it (NUL-terminated; the last one if repeated), or NULL if absent.
+ * Valid until the call is answered. */
+const char	*grpc_call_metadata(const struct grpc_call *, size_t i);
+/* Microseconds left before the call's grpc-timeout runs out (0 if it has),
+ * or -1 if it has none or is dead: for a handler that passes the call on
+ * (a forward to another server) with what is left of its deadline. */
+int64_t		 grpc_call_time_left_us(const struct grpc_call *);
 
 /* Helpers, exposed for tests and for tools. */
 const char	*grpc_status_name(int);

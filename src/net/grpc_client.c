@@ -48,6 +48,7 @@ struct grpcc_call {
 	char			*message;
 	int			 http_status;
 	int			 finished;
+	int			 sent;		/* END_STREAM handed out */
 	struct event		*timer;
 	grpcc_done_fn		 done;
 	void			*arg;
@@ -191,6 +192,7 @@ static void
 grpcc_fail(struct grpcc_conn *conn, const char *why)
 {
 	struct grpcc_call	*c, *next;
+	char			 sent_why[192];
 
 	if (conn->dead)
 		return;
@@ -200,10 +202,15 @@ grpcc_fail(struct grpcc_conn *conn, const char *why)
 	if (conn->bev != NULL)
 		bufferevent_disable(conn->bev, EV_READ);
 	grpcc_enter(conn);
+	snprintf(sent_why, sizeof sent_why, "%s, after the request was "
+	    "sent: its outcome is unknown", conn->why);
 	/* done may start calls (refused now) or close: walk carefully. */
 	for (c = TAILQ_FIRST(&conn->calls); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
-		grpcc_call_finish(c, GRPCC_UNAVAILABLE, conn->why);
+		if (c->sent)
+			grpcc_call_finish(c, GRPCC_UNKNOWN, sent_why);
+		else
+			grpcc_call_finish(c, GRPCC_UNAVAILABLE, conn->why);
 	}
 	if (conn->cfg.on_state != NULL && !conn->closing)
 		conn->cfg.on_state(conn, 0, conn->why, conn->cfg.arg);
@@ -414,6 +421,20 @@ grpcc_on_frame(nghttp2_session *s, const nghttp2_frame *f, void *user)
 	return 0;
 }
 
+/* The request's last frame is out: from now on the server may act on it. */
+static int
+grpcc_on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *user)
+{
+	struct grpcc_call	*c;
+
+	if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+	    (c = nghttp2_session_get_stream_user_data(s, f->hd.stream_id)) !=
+	    NULL)
+		c->sent = 1;
+	return 0;
+}
+
 static void
 grpcc_on_read(struct bufferevent *bev, void *arg)
 {
@@ -577,6 +598,8 @@ grpcc_connect(struct event_base *base, const struct grpcc_config *cfg,
 	    grpcc_on_close);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb,
 	    grpcc_on_frame);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb,
+	    grpcc_on_frame_send);
 	if (nghttp2_option_new(&opt) != 0) {
 		nghttp2_session_callbacks_del(cb);
 		goto fail;
@@ -634,12 +657,21 @@ int
 grpcc_call(struct grpcc_conn *conn, const char *path, const void *req,
     size_t len, int timeout_ms, grpcc_done_fn done, void *arg)
 {
+	return grpcc_call_md(conn, path, req, len, timeout_ms, NULL, 0, done,
+	    arg);
+}
+
+int
+grpcc_call_md(struct grpcc_conn *conn, const char *path, const void *req,
+    size_t len, int timeout_ms, const struct grpcc_md *md, size_t nmd,
+    grpcc_done_fn done, void *arg)
+{
 	struct grpcc_call	*c;
 	nghttp2_data_provider	 dp;
 	struct timeval		 tv;
 	char			 tmo[32];
-	nghttp2_nv		 nv[7];
-	size_t			 nnv = 0;
+	nghttp2_nv		 nv[7 + GRPCC_MAX_MD];
+	size_t			 nnv = 0, i;
 
 #define NV(n, v) do {							\
 	nv[nnv].name = (uint8_t *)(n);					\
@@ -651,7 +683,7 @@ grpcc_call(struct grpcc_conn *conn, const char *path, const void *req,
 } while (0)
 
 	if (conn->dead || conn->draining || conn->closing ||
-	    len > UINT32_MAX - 5)
+	    len > UINT32_MAX - 5 || nmd > GRPCC_MAX_MD)
 		return -1;
 	if ((c = calloc(1, sizeof *c)) == NULL)
 		return -1;
@@ -688,6 +720,9 @@ grpcc_call(struct grpcc_conn *conn, const char *path, const void *req,
 		    c)) == NULL)
 			goto fail;
 	}
+	/* nghttp2 copies names and values when the request is submitted. */
+	for (i = 0; i < nmd; i++)
+		NV(md[i].name, md[i].value);
 #undef NV
 	dp.source.ptr = c;
 	dp.read_callback = grpcc_read_body;

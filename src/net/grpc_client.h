@@ -6,8 +6,13 @@
  * Lifetimes: a call's done function is called exactly once, from the loop
  * or from grpcc_close(), with the reply borrowed for the duration of the
  * call.  A connection that fails (refused, reset, protocol error, closed
- * by the server) completes its pending calls with UNAVAILABLE and reports
- * through on_state; the owner then frees it with grpcc_close().  After a
+ * by the server) completes its pending calls and reports through
+ * on_state; the owner then frees it with grpcc_close().  The status of a
+ * call the failure cut says what the server may have done with it:
+ * UNAVAILABLE if its request had not been sent whole (the server cannot
+ * have acted on it), UNKNOWN if it had (it may have been carried out, and
+ * a retry of a write may apply it twice unless the server deduplicates).
+ * A call past its deadline gets DEADLINE_EXCEEDED, which says as little.  After a
  * GOAWAY the calls the server accepted still complete, new ones are
  * refused (grpcc_is_up() turns 0), and the connection reports down once
  * the last stream ends.  nghttp2 holds calls beyond the server's
@@ -58,6 +63,19 @@ struct grpcc_conn *grpcc_connect(struct event_base *,
 int		 grpcc_call(struct grpcc_conn *, const char *path,
 		    const void *req, size_t len, int timeout_ms,
 		    grpcc_done_fn done, void *arg);
+/* A metadata entry sent with a call: a lower-case name (not ':' or
+ * grpc-) and a value of printable ASCII. */
+struct grpcc_md {
+	const char	*name;
+	const char	*value;
+};
+#define GRPCC_MAX_MD	8
+
+/* grpcc_call() with metadata (copied; at most GRPCC_MAX_MD, else -1). */
+int		 grpcc_call_md(struct grpcc_conn *, const char *path,
+		    const void *req, size_t len, int timeout_ms,
+		    const struct grpcc_md *md, size_t nmd, grpcc_done_fn done,
+		    void *arg);
 /* Calls started and not yet done. */
 size_t		 grpcc_pending(const struct grpcc_conn *);
 /* Connected, and new calls are accepted. */

@@ -29,6 +29,10 @@
 #define ECHO	"/dsd.test.v1.Test/Echo"
 #define SLOW	"/dsd.test.v1.Test/Slow"
 #define FAIL	"/dsd.test.v1.Test/Fail"
+#define META	"/dsd.test.v1.Test/Meta"
+
+/* The metadata the test server keeps, in grpc_call_metadata() order. */
+static const char *const kept_metadata[] = { "x-first", "x-second", NULL };
 
 /* A Slow call: answered from a timer, even after it died. */
 struct slow {
@@ -109,8 +113,24 @@ srv_fail(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	    1);
 }
 
+/* Answers "<x-first>|<x-second>|<ms left>", "-" for what is absent. */
+static void
+srv_meta(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	const char	*a = grpc_call_metadata(call, 0);
+	const char	*b = grpc_call_metadata(call, 1);
+	char		 buf[256];
+	int64_t		 left = grpc_call_time_left_us(call);
+
+	assert_null(grpc_call_metadata(call, 2));
+	snprintf(buf, sizeof buf, "%s|%s|%lld", a != NULL ? a : "-",
+	    b != NULL ? b : "-", left < 0 ? -1LL : (long long)(left / 1000));
+	grpc_call_reply(call, buf, strlen(buf));
+}
+
 static struct grpc_method methods[] = {
 	{ ECHO, srv_echo, NULL },
+	{ META, srv_meta, NULL },
 	{ SLOW, srv_slow, NULL },
 	{ FAIL, srv_fail, NULL },
 	{ NULL, NULL, NULL }
@@ -150,6 +170,7 @@ setup_streams(void **state, uint32_t max_streams)
 	snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", free_port());
 	cfg.h2.listen = f->addr;
 	cfg.h2.max_streams = max_streams;
+	cfg.metadata = kept_metadata;
 	f->srv = grpc_server_new(f->base, &cfg);
 	assert_non_null(f->srv);
 	for (i = 0; methods[i].path != NULL; i++)
@@ -272,6 +293,49 @@ call(struct fixture *f, const char *path, const char *req, int timeout_ms,
 	r->f = f;
 	assert_int_equal(grpcc_call(f->conn, path, req, strlen(req),
 	    timeout_ms, done, r), 0);
+}
+
+/* Metadata reaches the handler for the names the server keeps, the last
+ * value of a repeated one; others are dropped; the handler sees how much
+ * of the call's deadline is left, and -1 without one. */
+static void
+test_metadata(void **state)
+{
+	struct fixture		*f = *state;
+	struct result		 r, none, over;
+	const struct grpcc_md	 md[] = {
+		{ "x-other", "dropped" },
+		{ "x-second", "2" },
+		{ "x-first", "one" },
+		{ "x-second", "two" },
+	};
+	struct grpcc_md		 many[GRPCC_MAX_MD + 1];
+	size_t			 i;
+	long			 left;
+	char			*bar;
+
+	connect_to(f, f->addr, 0);
+	memset(&r, 0, sizeof r);
+	assert_int_equal(grpcc_call_md(f->conn, META, "", 0, 5000, md, 4,
+	    done, &r), 0);
+	call(f, META, "", 0, &none);
+	for (i = 0; i < GRPCC_MAX_MD + 1; i++)
+		many[i] = md[0];
+	assert_int_equal(grpcc_call_md(f->conn, META, "", 0, 0, many,
+	    GRPCC_MAX_MD + 1, done, &over), -1);
+	run_until(f, &r.done);
+	run_until(f, &none.done);
+	assert_int_equal(r.status, 0);
+	assert_true(r.len > 8);
+	assert_memory_equal(r.reply, "one|two|", 8);
+	bar = (char *)r.reply + 8;
+	left = strtol(bar, NULL, 10);
+	assert_true(left > 4000 && left <= 5000);
+	assert_int_equal(none.status, 0);
+	assert_int_equal(none.len, 6);
+	assert_memory_equal(none.reply, "-|-|-1", 6);
+	free(r.reply);
+	free(none.reply);
 }
 
 /* A reply comes back whole, an empty one too. */
@@ -435,13 +499,14 @@ test_refused(void **state)
 }
 
 /* Closing the connection from a done callback fails the other calls
- * once each, and frees nothing under nghttp2's feet. */
+ * once each, and frees nothing under nghttp2's feet.  They had been sent,
+ * and the server was still working on them: UNKNOWN, not UNAVAILABLE. */
 static void
 test_close_in_done(void **state)
 {
 	struct fixture	*f = *state;
 	struct result	 r[10];
-	int		 i, ok = 0, unavailable = 0;
+	int		 i, ok = 0, unknown = 0;
 
 	connect_to(f, f->addr, 0);
 	call(f, ECHO, "first", 1000, &r[0]);
@@ -453,12 +518,14 @@ test_close_in_done(void **state)
 		assert_int_equal(r[i].done, 1);
 		if (r[i].status == 0)
 			ok++;
-		else if (r[i].status == 14)
-			unavailable++;
+		else if (r[i].status == 2) {
+			unknown++;
+			assert_non_null(strstr(r[i].msg, "outcome is unknown"));
+		}
 		free(r[i].reply);
 	}
 	assert_int_equal(ok, 1);
-	assert_int_equal(unavailable, 9);
+	assert_int_equal(unknown, 9);
 	assert_null(f->conn);
 	/* on_state is not called for a close the owner asked for. */
 	assert_int_equal(f->downs, 0);
@@ -575,6 +642,8 @@ main(void)
 {
 	const struct CMUnitTest	tests[] = {
 		cmocka_unit_test_setup_teardown(test_echo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metadata, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_error_status, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_beyond_stream_limit,
