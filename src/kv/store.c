@@ -38,6 +38,11 @@ struct store {
 	size_t			  cap;		/* a power of two */
 	size_t			  count;
 	uint64_t		  k0, k1;	/* hash key */
+
+	/* While pinned (store_pin()), entries leaving the table. */
+	int			  pinned;
+	struct store_entry	**kept;
+	size_t			  nkept, keptcap;
 };
 
 #define STORE_MINCAP	16
@@ -63,13 +68,13 @@ store_le64(const uint8_t *p)
 	    (uint64_t)p[7] << 56;
 }
 
-static uint32_t
-store_hash(const struct store *s, const uint8_t *p, size_t len)
+static uint64_t
+store_siphash(uint64_t k0, uint64_t k1, const uint8_t *p, size_t len)
 {
-	uint64_t	v0 = s->k0 ^ 0x736f6d6570736575ULL;
-	uint64_t	v1 = s->k1 ^ 0x646f72616e646f6dULL;
-	uint64_t	v2 = s->k0 ^ 0x6c7967656e657261ULL;
-	uint64_t	v3 = s->k1 ^ 0x7465646279746573ULL;
+	uint64_t	v0 = k0 ^ 0x736f6d6570736575ULL;
+	uint64_t	v1 = k1 ^ 0x646f72616e646f6dULL;
+	uint64_t	v2 = k0 ^ 0x6c7967656e657261ULL;
+	uint64_t	v3 = k1 ^ 0x7465646279746573ULL;
 	uint64_t	m, b = (uint64_t)len << 56;
 	size_t		i, left = len & 7;
 
@@ -96,7 +101,14 @@ store_hash(const struct store *s, const uint8_t *p, size_t len)
 	SIPROUND;
 	SIPROUND;
 	SIPROUND;
-	m = v0 ^ v1 ^ v2 ^ v3;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static uint32_t
+store_hash(const struct store *s, const uint8_t *p, size_t len)
+{
+	uint64_t	m = store_siphash(s->k0, s->k1, p, len);
+
 	return (uint32_t)(m ^ (m >> 32));
 }
 
@@ -146,6 +158,9 @@ store_free(struct store *s)
 		if (s->tags[i] != 0)
 			store_entry_unref(s->ents[i], __func__);
 	}
+	for (i = 0; i < s->nkept; i++)
+		store_entry_unref(s->kept[i], __func__);
+	free(s->kept);
 	free(s->ents);
 	free(s->tags);
 	free(s);
@@ -345,6 +360,35 @@ store_remove(struct store *s, size_t i)
 		(void)store_resize(s, s->cap / 2);
 }
 
+/* Make room to keep one entry leaving a pinned table; -1 if memory ran
+ * out.  Done before the table changes, so that a failure changes
+ * nothing. */
+static int
+store_keep_reserve(struct store *s)
+{
+	struct store_entry	**k;
+	size_t			  cap;
+
+	if (!s->pinned || s->nkept < s->keptcap)
+		return 0;
+	cap = s->keptcap == 0 ? 1024 : s->keptcap * 2;
+	if ((k = reallocarray(s->kept, cap, sizeof *k)) == NULL)
+		return -1;
+	s->kept = k;
+	s->keptcap = cap;
+	return 0;
+}
+
+/* An entry leaves the table: if pinned, a reader may still be on it. */
+static void
+store_keep(struct store *s, struct store_entry *e)
+{
+	if (!s->pinned)
+		return;
+	store_entry_ref(e, "store_keep");
+	s->kept[s->nkept++] = e;
+}
+
 /* Hand the caller a reference to e with the given status. */
 static void
 store_answer(struct store_result *res, enum store_status status,
@@ -400,6 +444,9 @@ store_apply(struct store *s, const struct store_op *op,
 		break;
 	case STORE_OP_DEL:
 		if (e != NULL) {
+			if (store_keep_reserve(s) == -1)
+				return -1;
+			store_keep(s, e);
 			store_remove(s, slot);
 			res->status = STORE_SUCCESS;
 			res->value = e;		/* the table's reference */
@@ -411,6 +458,9 @@ store_apply(struct store *s, const struct store_op *op,
 		else if (e->version != op->version)
 			store_answer(res, STORE_ERROR_WV, e);
 		else {
+			if (store_keep_reserve(s) == -1)
+				return -1;
+			store_keep(s, e);
 			store_remove(s, slot);
 			res->status = STORE_SUCCESS;
 			res->value = e;
@@ -424,10 +474,13 @@ store_apply(struct store *s, const struct store_op *op,
 		else if (e->version == INT64_MAX)
 			store_answer(res, STORE_ERROR, e);
 		else {
+			if (store_keep_reserve(s) == -1)
+				return -1;
 			ne = store_entry_new(key, keylen, h, e->version + 1,
 			    op->timestamp, op->data, op->datalen);
 			if (ne == NULL)
 				return -1;
+			store_keep(s, e);
 			/* Same key, same hash: the new entry takes the slot. */
 			s->ents[slot] = ne;
 			res->status = STORE_SUCCESS;
@@ -451,6 +504,69 @@ store_next(const struct store *s, size_t *cursor)
 	}
 	*cursor = s->cap;
 	return NULL;
+}
+
+struct store_entry **
+store_pin(struct store *s, size_t *n)
+{
+	struct store_entry	**a;
+	size_t			  i, j = 0;
+
+	if (s->pinned)
+		return NULL;
+	if ((a = reallocarray(NULL, s->count + 1, sizeof *a)) == NULL)
+		return NULL;
+	for (i = 0; i < s->cap; i++) {
+		if (s->tags[i] != 0)
+			a[j++] = s->ents[i];
+	}
+	*n = j;
+	s->pinned = 1;
+	return a;
+}
+
+void
+store_unpin(struct store *s, struct store_entry **a)
+{
+	size_t	i;
+
+	free(a);
+	for (i = 0; i < s->nkept; i++)
+		store_entry_unref(s->kept[i], __func__);
+	free(s->kept);
+	s->kept = NULL;
+	s->nkept = s->keptcap = 0;
+	s->pinned = 0;
+}
+
+uint64_t
+store_hash64(uint64_t h, const void *p, size_t len)
+{
+	/* Fixed keys: the digest must not depend on a store's random key;
+	 * chaining through k0 covers several fields in order. */
+	return store_siphash(h, 0x6473642d64696765ULL, p, len);
+}
+
+uint64_t
+store_digest(const struct store *s)
+{
+	const struct store_entry	*e;
+	uint64_t			 sum = 0, h, v[2];
+	size_t				 i;
+
+	for (i = 0; i < s->cap; i++) {
+		if (s->tags[i] == 0)
+			continue;
+		e = s->ents[i];
+		v[0] = (uint64_t)e->version;
+		v[1] = (uint64_t)e->timestamp;
+		h = store_hash64(0, &e->keylen, sizeof e->keylen);
+		h = store_hash64(h, e->bytes, e->keylen);
+		h = store_hash64(h, v, sizeof v);
+		h = store_hash64(h, e->bytes + e->keylen, e->datalen);
+		sum += h;
+	}
+	return sum;
 }
 
 int
