@@ -24,7 +24,6 @@
 #define SNAP_MAGIC	"DSD-SNAP"
 #define SNAP_VERSION	1
 #define SNAP_HDRLEN	64
-#define SNAP_ENTHDR	24	/* keylen, datalen, version, timestamp */
 #define SNAP_NAME	"snapshot"
 #define SNAP_TMPNAME	"snapshot.tmp"
 #define SNAP_BUFLEN	(1U << 20)
@@ -75,6 +74,58 @@ static uint64_t
 snap_get64(const uint8_t *p)
 {
 	return (uint64_t)snap_get32(p) | (uint64_t)snap_get32(p + 4) << 32;
+}
+
+/* Entries, as snapshot files and the replicated mode's snapshots hold
+ * them. */
+
+void
+snap_entry_header(uint8_t *h, const struct store_entry *e)
+{
+	size_t	keylen, datalen;
+
+	(void)store_entry_key(e, &keylen);
+	(void)store_entry_data(e, &datalen);
+	snap_put32(h, (uint32_t)keylen);
+	snap_put32(h + 4, (uint32_t)datalen);
+	snap_put64(h + 8, (uint64_t)store_entry_version(e));
+	snap_put64(h + 16, (uint64_t)store_entry_timestamp(e));
+}
+
+int
+snap_entries_load(struct store *st, const uint8_t *buf, size_t len,
+    uint64_t count, size_t *used, char *err, size_t errlen)
+{
+	uint64_t	i, version, timestamp;
+	size_t		off = 0, keylen, datalen;
+
+	for (i = 0; i < count; i++) {
+		if (len - off < SNAP_ENTHDR)
+			goto short_entry;
+		keylen = snap_get32(buf + off);
+		datalen = snap_get32(buf + off + 4);
+		version = snap_get64(buf + off + 8);
+		timestamp = snap_get64(buf + off + 16);
+		if (keylen > len - off - SNAP_ENTHDR ||
+		    datalen > len - off - SNAP_ENTHDR - keylen)
+			goto short_entry;
+		if (store_restore(st, buf + off + SNAP_ENTHDR, keylen,
+		    (int64_t)version, (int64_t)timestamp,
+		    buf + off + SNAP_ENTHDR + keylen, datalen) == -1) {
+			snprintf(err, errlen, "offset %zu: entry %" PRIu64
+			    ": %s", off, i, errno == ENOMEM ? "out of memory" :
+			    "bad or duplicate key");
+			return -1;
+		}
+		off += SNAP_ENTHDR + keylen + datalen;
+	}
+	*used = off;
+	return 0;
+
+short_entry:
+	snprintf(err, errlen, "offset %zu: entry %" PRIu64 " runs past the "
+	    "end", off, i);
+	return -1;
 }
 
 /* Writing. */
@@ -171,10 +222,7 @@ snap_write_buf(const char *dir, const struct store *st, uint64_t segno,
 	while ((e = store_next(st, &cursor)) != NULL) {
 		key = store_entry_key(e, &keylen);
 		data = store_entry_data(e, &datalen);
-		snap_put32(eh, (uint32_t)keylen);
-		snap_put32(eh + 4, (uint32_t)datalen);
-		snap_put64(eh + 8, (uint64_t)store_entry_version(e));
-		snap_put64(eh + 16, (uint64_t)store_entry_timestamp(e));
+		snap_entry_header(eh, e);
 		if (snap_emit(&o, eh, sizeof eh) == -1 ||
 		    (keylen != 0 && snap_emit(&o, key, keylen) == -1) ||
 		    (datalen != 0 && snap_emit(&o, data, datalen) == -1))
@@ -242,8 +290,9 @@ snap_load(const char *dir, struct store *st, struct snap_info *info,
 {
 	struct stat	 sb;
 	uint8_t		*map = NULL, h[SNAP_HDRLEN];
-	uint64_t	 i, bodylen, version, timestamp;
-	size_t		 size = 0, off, keylen, datalen;
+	uint64_t	 bodylen;
+	size_t		 size = 0, used;
+	char		 msg[256];
 	int		 dirfd, fd = -1;
 
 	memset(info, 0, sizeof *info);
@@ -320,31 +369,17 @@ snap_load(const char *dir, struct store *st, struct snap_info *info,
 	info->segno = snap_get64(map + 16);
 	info->seq = snap_get64(map + 24);
 	info->count = snap_get64(map + 32);
-	off = SNAP_HDRLEN;
-	for (i = 0; i < info->count; i++) {
-		if (size - off < SNAP_ENTHDR)
-			goto short_entry;
-		keylen = snap_get32(map + off);
-		datalen = snap_get32(map + off + 4);
-		version = snap_get64(map + off + 8);
-		timestamp = snap_get64(map + off + 16);
-		if (keylen > size - off - SNAP_ENTHDR ||
-		    datalen > size - off - SNAP_ENTHDR - keylen)
-			goto short_entry;
-		if (store_restore(st, map + off + SNAP_ENTHDR, keylen,
-		    (int64_t)version, (int64_t)timestamp,
-		    map + off + SNAP_ENTHDR + keylen, datalen) == -1) {
-			snprintf(err, errlen, "%s/%s: offset %zu: entry %"
-			    PRIu64 ": %s", dir, SNAP_NAME, off, i,
-			    errno == ENOMEM ? "out of memory" :
-			    "bad or duplicate key");
-			goto fail;
-		}
-		off += SNAP_ENTHDR + keylen + datalen;
+	if (snap_entries_load(st, map + SNAP_HDRLEN, bodylen, info->count,
+	    &used, msg, sizeof msg) == -1) {
+		/* The offsets count from the file's start. */
+		snprintf(err, errlen, "%s/%s: %s (entries start at offset "
+		    "%d)", dir, SNAP_NAME, msg, SNAP_HDRLEN);
+		goto fail;
 	}
-	if (off != size) {
+	if (used != bodylen) {
 		snprintf(err, errlen, "%s/%s: offset %zu: data after the last "
-		    "of %" PRIu64 " entries", dir, SNAP_NAME, off, info->count);
+		    "of %" PRIu64 " entries", dir, SNAP_NAME, SNAP_HDRLEN + used,
+		    info->count);
 		goto fail;
 	}
 	munmap(map, size);
@@ -352,9 +387,6 @@ snap_load(const char *dir, struct store *st, struct snap_info *info,
 	info->present = 1;
 	return 0;
 
-short_entry:
-	snprintf(err, errlen, "%s/%s: offset %zu: entry %" PRIu64 " runs past "
-	    "the end", dir, SNAP_NAME, off, i);
 fail:
 	if (map != NULL)
 		munmap(map, size);
