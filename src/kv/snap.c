@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "core/le.h"
 #include "core/log.h"
 #include "kv/snap.h"
 #include "kv/store.h"
@@ -47,35 +48,6 @@ struct snap {
 	struct snap_info	 last;		/* the last one completed */
 };
 
-static void
-snap_put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static void
-snap_put64(uint8_t *p, uint64_t v)
-{
-	snap_put32(p, (uint32_t)v);
-	snap_put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t
-snap_get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
-
-static uint64_t
-snap_get64(const uint8_t *p)
-{
-	return (uint64_t)snap_get32(p) | (uint64_t)snap_get32(p + 4) << 32;
-}
-
 /* Entries, as snapshot files and the replicated mode's snapshots hold
  * them. */
 
@@ -86,10 +58,10 @@ snap_entry_header(uint8_t *h, const struct store_entry *e)
 
 	(void)store_entry_key(e, &keylen);
 	(void)store_entry_data(e, &datalen);
-	snap_put32(h, (uint32_t)keylen);
-	snap_put32(h + 4, (uint32_t)datalen);
-	snap_put64(h + 8, (uint64_t)store_entry_version(e));
-	snap_put64(h + 16, (uint64_t)store_entry_timestamp(e));
+	le_put32(h, (uint32_t)keylen);
+	le_put32(h + 4, (uint32_t)datalen);
+	le_put64(h + 8, (uint64_t)store_entry_version(e));
+	le_put64(h + 16, (uint64_t)store_entry_timestamp(e));
 }
 
 int
@@ -102,10 +74,10 @@ snap_entries_load(struct store *st, const uint8_t *buf, size_t len,
 	for (i = 0; i < count; i++) {
 		if (len - off < SNAP_ENTHDR)
 			goto short_entry;
-		keylen = snap_get32(buf + off);
-		datalen = snap_get32(buf + off + 4);
-		version = snap_get64(buf + off + 8);
-		timestamp = snap_get64(buf + off + 16);
+		keylen = le_get32(buf + off);
+		datalen = le_get32(buf + off + 4);
+		version = le_get64(buf + off + 8);
+		timestamp = le_get64(buf + off + 16);
 		if (keylen > len - off - SNAP_ENTHDR ||
 		    datalen > len - off - SNAP_ENTHDR - keylen)
 			goto short_entry;
@@ -170,13 +142,13 @@ snap_mkheader(uint8_t *h, const struct snap_info *info, uint64_t bodylen,
 {
 	memset(h, 0, SNAP_HDRLEN);
 	memcpy(h, SNAP_MAGIC, 8);
-	snap_put32(h + 8, SNAP_VERSION);
-	snap_put64(h + 16, info->segno);
-	snap_put64(h + 24, info->seq);
-	snap_put64(h + 32, info->count);
-	snap_put64(h + 40, bodylen);
-	snap_put32(h + 48, bodycrc);
-	snap_put32(h + 12, wal_crc32c(0, h, SNAP_HDRLEN));
+	le_put32(h + 8, SNAP_VERSION);
+	le_put64(h + 16, info->segno);
+	le_put64(h + 24, info->seq);
+	le_put64(h + 32, info->count);
+	le_put64(h + 40, bodylen);
+	le_put32(h + 48, bodycrc);
+	le_put32(h + 12, wal_crc32c(0, h, SNAP_HDRLEN));
 }
 
 /* The body of snap_write(), with a caller's buffer of SNAP_BUFLEN. */
@@ -341,18 +313,18 @@ snap_load(const char *dir, struct store *st, struct snap_info *info,
 		    dir, SNAP_NAME);
 		goto fail;
 	}
-	if (snap_get32(map + 8) != SNAP_VERSION) {
+	if (le_get32(map + 8) != SNAP_VERSION) {
 		snprintf(err, errlen, "%s/%s: format version %" PRIu32 ", "
-		    "this dsd reads %d", dir, SNAP_NAME, snap_get32(map + 8),
+		    "this dsd reads %d", dir, SNAP_NAME, le_get32(map + 8),
 		    SNAP_VERSION);
 		goto fail;
 	}
-	if (wal_crc32c(0, h, sizeof h) != snap_get32(map + 12)) {
+	if (wal_crc32c(0, h, sizeof h) != le_get32(map + 12)) {
 		snprintf(err, errlen, "%s/%s: header checksum mismatch", dir,
 		    SNAP_NAME);
 		goto fail;
 	}
-	bodylen = snap_get64(map + 40);
+	bodylen = le_get64(map + 40);
 	if (bodylen != size - SNAP_HDRLEN) {
 		snprintf(err, errlen, "%s/%s: %zu bytes of entries, the header "
 		    "says %" PRIu64, dir, SNAP_NAME, size - SNAP_HDRLEN,
@@ -360,15 +332,15 @@ snap_load(const char *dir, struct store *st, struct snap_info *info,
 		goto fail;
 	}
 	if (wal_crc32c(0, map + SNAP_HDRLEN, bodylen) !=
-	    snap_get32(map + 48)) {
+	    le_get32(map + 48)) {
 		snprintf(err, errlen, "%s/%s: checksum mismatch in the entries",
 		    dir, SNAP_NAME);
 		goto fail;
 	}
 
-	info->segno = snap_get64(map + 16);
-	info->seq = snap_get64(map + 24);
-	info->count = snap_get64(map + 32);
+	info->segno = le_get64(map + 16);
+	info->seq = le_get64(map + 24);
+	info->count = le_get64(map + 32);
 	if (snap_entries_load(st, map + SNAP_HDRLEN, bodylen, info->count,
 	    &used, msg, sizeof msg) == -1) {
 		/* The offsets count from the file's start. */

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/le.h"
 #include "kv/store.h"
 
 struct store_entry {
@@ -60,15 +61,6 @@ struct store {
 } while (0)
 
 static uint64_t
-store_le64(const uint8_t *p)
-{
-	return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
-	    (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 |
-	    (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
-	    (uint64_t)p[7] << 56;
-}
-
-static uint64_t
 store_siphash(uint64_t k0, uint64_t k1, const uint8_t *p, size_t len)
 {
 	uint64_t	v0 = k0 ^ 0x736f6d6570736575ULL;
@@ -79,7 +71,7 @@ store_siphash(uint64_t k0, uint64_t k1, const uint8_t *p, size_t len)
 	size_t		i, left = len & 7;
 
 	for (i = 0; i + 8 <= len; i += 8) {
-		m = store_le64(p + i);
+		m = le_get64(p + i);
 		v3 ^= m;
 		SIPROUND;
 		v0 ^= m;
@@ -681,30 +673,6 @@ store_key_from_mpz(const mpz_t v, uint8_t *buf, size_t buflen)
 
 /* The binary form of operations. */
 
-static uint8_t *
-store_put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-	return p + 4;
-}
-
-static uint8_t *
-store_put64(uint8_t *p, uint64_t v)
-{
-	p = store_put32(p, (uint32_t)v);
-	return store_put32(p, (uint32_t)(v >> 32));
-}
-
-static uint32_t
-store_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
-
 size_t
 store_op_encode(const struct store_op *op, uint8_t *buf, size_t buflen)
 {
@@ -741,18 +709,24 @@ store_op_encode(const struct store_op *op, uint8_t *buf, size_t buflen)
 
 	p = buf;
 	*p++ = (uint8_t)op->type;
-	p = store_put32(p, (uint32_t)keylen);
+	le_put32(p, (uint32_t)keylen);
+	p += 4;
 	if (keylen != 0) {
 		memcpy(p, key + off, keylen);
 		p += keylen;
 	}
-	if (op->type == STORE_OP_SET || op->type == STORE_OP_TESTANDSET)
-		p = store_put64(p, (uint64_t)op->timestamp);
-	if (op->type == STORE_OP_DELVERSION ||
-	    op->type == STORE_OP_TESTANDSET)
-		p = store_put64(p, (uint64_t)op->version);
 	if (op->type == STORE_OP_SET || op->type == STORE_OP_TESTANDSET) {
-		p = store_put32(p, (uint32_t)op->datalen);
+		le_put64(p, (uint64_t)op->timestamp);
+		p += 8;
+	}
+	if (op->type == STORE_OP_DELVERSION ||
+	    op->type == STORE_OP_TESTANDSET) {
+		le_put64(p, (uint64_t)op->version);
+		p += 8;
+	}
+	if (op->type == STORE_OP_SET || op->type == STORE_OP_TESTANDSET) {
+		le_put32(p, (uint32_t)op->datalen);
+		p += 4;
 		if (op->datalen != 0)
 			memcpy(p, op->data, op->datalen);
 	}
@@ -778,7 +752,7 @@ store_op_decode(const uint8_t *buf, size_t len, struct store_op *op)
 	default:
 		return -1;
 	}
-	n = store_le32(buf + 1);
+	n = le_get32(buf + 1);
 	pos = 5;
 	if (n > STORE_KEY_MAX || n > len - pos)
 		return -1;
@@ -789,20 +763,20 @@ store_op_decode(const uint8_t *buf, size_t len, struct store_op *op)
 	if (op->type == STORE_OP_SET || op->type == STORE_OP_TESTANDSET) {
 		if (len - pos < 8)
 			return -1;
-		op->timestamp = (int64_t)store_le64(buf + pos);
+		op->timestamp = (int64_t)le_get64(buf + pos);
 		pos += 8;
 	}
 	if (op->type == STORE_OP_DELVERSION ||
 	    op->type == STORE_OP_TESTANDSET) {
 		if (len - pos < 8)
 			return -1;
-		op->version = (int64_t)store_le64(buf + pos);
+		op->version = (int64_t)le_get64(buf + pos);
 		pos += 8;
 	}
 	if (op->type == STORE_OP_SET || op->type == STORE_OP_TESTANDSET) {
 		if (len - pos < 4)
 			return -1;
-		n = store_le32(buf + pos);
+		n = le_get32(buf + pos);
 		pos += 4;
 		if (n > STORE_DATA_MAX || n > len - pos)
 			return -1;
