@@ -65,39 +65,49 @@ snap_entry_header(uint8_t *h, const struct store_entry *e)
 }
 
 int
+snap_entry_parse(const uint8_t *buf, size_t len, struct snap_entry *e,
+    size_t *used)
+{
+	if (len < SNAP_ENTHDR)
+		return -1;
+	e->keylen = le_get32(buf);
+	e->datalen = le_get32(buf + 4);
+	e->version = (int64_t)le_get64(buf + 8);
+	e->timestamp = (int64_t)le_get64(buf + 16);
+	if (e->keylen > len - SNAP_ENTHDR ||
+	    e->datalen > len - SNAP_ENTHDR - e->keylen)
+		return -1;
+	e->key = buf + SNAP_ENTHDR;
+	e->data = e->key + e->keylen;
+	*used = SNAP_ENTHDR + e->keylen + e->datalen;
+	return 0;
+}
+
+int
 snap_entries_load(struct store *st, const uint8_t *buf, size_t len,
     uint64_t count, size_t *used, char *err, size_t errlen)
 {
-	uint64_t	i, version, timestamp;
-	size_t		off = 0, keylen, datalen;
+	struct snap_entry	e;
+	uint64_t		i;
+	size_t			off = 0, n;
 
 	for (i = 0; i < count; i++) {
-		if (len - off < SNAP_ENTHDR)
-			goto short_entry;
-		keylen = le_get32(buf + off);
-		datalen = le_get32(buf + off + 4);
-		version = le_get64(buf + off + 8);
-		timestamp = le_get64(buf + off + 16);
-		if (keylen > len - off - SNAP_ENTHDR ||
-		    datalen > len - off - SNAP_ENTHDR - keylen)
-			goto short_entry;
-		if (store_restore(st, buf + off + SNAP_ENTHDR, keylen,
-		    (int64_t)version, (int64_t)timestamp,
-		    buf + off + SNAP_ENTHDR + keylen, datalen) == -1) {
+		if (snap_entry_parse(buf + off, len - off, &e, &n) == -1) {
+			snprintf(err, errlen, "offset %zu: entry %" PRIu64
+			    " runs past the end", off, i);
+			return -1;
+		}
+		if (store_restore(st, e.key, e.keylen, e.version, e.timestamp,
+		    e.data, e.datalen) == -1) {
 			snprintf(err, errlen, "offset %zu: entry %" PRIu64
 			    ": %s", off, i, errno == ENOMEM ? "out of memory" :
 			    "bad or duplicate key");
 			return -1;
 		}
-		off += SNAP_ENTHDR + keylen + datalen;
+		off += n;
 	}
 	*used = off;
 	return 0;
-
-short_entry:
-	snprintf(err, errlen, "offset %zu: entry %" PRIu64 " runs past the "
-	    "end", off, i);
-	return -1;
 }
 
 /* Writing. */

@@ -241,6 +241,25 @@ store_entry_new(const uint8_t *key, size_t keylen, uint32_t hash,
 	return e;
 }
 
+struct store_entry *
+store_entry_make(const uint8_t *key, size_t keylen, int64_t version,
+    int64_t timestamp, const uint8_t *data, size_t datalen)
+{
+	struct store_entry	*e;
+	size_t			 off;
+
+	if (keylen > STORE_KEY_MAX || datalen > STORE_DATA_MAX ||
+	    store_key_canon(key, keylen, &off) != keylen) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* Its hash is never used: it is in no table. */
+	if ((e = store_entry_new(key, keylen, 0, version, timestamp, data,
+	    datalen)) == NULL)
+		errno = ENOMEM;
+	return e;
+}
+
 /*
  * Find a key: returns its entry and sets *slot to its slot, or returns
  * NULL and sets *slot to the empty slot that ends its probe run.

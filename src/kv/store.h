@@ -116,6 +116,12 @@ void		 store_result_release(struct store_result *);
 /* Whether the operation changes the store when it succeeds. */
 int		 store_op_mutates(enum store_op_type);
 
+/* A new entry outside any store, holding one reference (a remembered
+ * reply); NULL with errno EINVAL if the key is not canonical or either is
+ * over the limits, ENOMEM if memory ran out. */
+struct store_entry *store_entry_make(const uint8_t *key, size_t keylen,
+		    int64_t version, int64_t timestamp, const uint8_t *data,
+		    size_t datalen);
 /* Take and drop a reference to an entry; the tag names the caller, for
  * debugging, as tmux's window_add_ref() does. */
 void		 store_entry_ref(struct store_entry *, const char *tag);
