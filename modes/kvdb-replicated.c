@@ -183,6 +183,9 @@ static const struct flag kvr_flags[] = {
 	{ "join", FLAG_STRING, "RAFTADDR/CLIENTADDR", NULL, 0, 0,
 	  "start empty with these addresses and wait to be added by "
 	  "dsd-cli member add (instead of --cluster)" },
+	{ "raft-listen", FLAG_STRING, "ADDR:PORT", NULL, 0, 0,
+	  "address the Raft transport binds (IPv4; default the Raft address "
+	  "of its own member entry), e.g. 0.0.0.0:7401" },
 	{ "read", FLAG_STRING, "KIND", "linearizable", 0, 0,
 	  "linearizable (through the leader) or serializable (local state "
 	  "of any node, possibly stale)" },
@@ -1440,6 +1443,8 @@ kvr_init(struct dsd *d, void **statep)
 	rc.dir = dir;
 	rc.id = kv->id;
 	rc.address = kv->address;
+	rc.bind = flags_given(d, "raft-listen") ? flags_str(d, "raft-listen") :
+	    NULL;
 	rc.members = members;
 	rc.nmembers = nmembers;
 	rc.election_ms = (unsigned)flags_int(d, "election-timeout");

@@ -633,7 +633,8 @@ raft_glue_new(const struct raft_glue_config *cfg, char *err, size_t errlen)
 	g->address = xstrdup(cfg->address);
 	g->cfg.dir = g->dir;
 	g->cfg.address = g->address;
-	g->cfg.members = NULL;		/* borrowed for the bootstrap only */
+	g->cfg.members = NULL;		/* borrowed for start-up only */
+	g->cfg.bind = NULL;
 
 	if (raft_glue_split(cfg->address, &ra, &ca) == -1 || ra == NULL) {
 		snprintf(err, errlen, "%s: not RAFTADDR/CLIENTADDR",
@@ -664,9 +665,11 @@ raft_glue_new(const struct raft_glue_config *cfg, char *err, size_t errlen)
 		goto fail;
 	}
 	g->tcp.data = g;
-	if ((rv = raft_uv_tcp_set_bind_address(&g->tcp, ra)) != 0) {
+	if ((rv = raft_uv_tcp_set_bind_address(&g->tcp, cfg->bind != NULL ?
+	    cfg->bind : ra)) != 0) {
 		snprintf(err, errlen, "%s: not an IPv4 address and port (this "
-		    "libraft takes no names)", ra);
+		    "libraft takes no names)", cfg->bind != NULL ? cfg->bind :
+		    ra);
 		goto fail;
 	}
 	/* We implement this transport: raft_uv owns its data field. */

@@ -70,6 +70,7 @@ struct raft_glue_config {
 	const char		*dir;		/* libraft's files; created */
 	uint64_t		 id;
 	const char		*address;	/* this node's "RAFT/CLIENT" */
+	const char		*bind;		/* IPv4:PORT, or NULL: RAFT */
 	/* The initial voters, for the first start; on a restart the data
 	 * directory's configuration wins.  NULL with join: wait to be added
 	 * by a member. */
