@@ -2,6 +2,9 @@
 #include "config.h"
 
 #include <sys/stat.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -77,15 +80,43 @@ raft_glue_version(void)
 	return RAFT_PKG_VERSION;
 }
 
+/* "A.B.C.D:PORT" with a port from 1 to 65535, all of len bytes. */
+static int
+glue_ipv4_port(const char *s, size_t len)
+{
+	struct in_addr	 in;
+	const char	*colon;
+	char		 host[INET_ADDRSTRLEN];
+	unsigned long	 port;
+	char		*end;
+
+	if ((colon = memchr(s, ':', len)) == NULL ||
+	    (size_t)(colon - s) >= sizeof host || colon + 1 == s + len)
+		return -1;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	if (inet_pton(AF_INET, host, &in) != 1)
+		return -1;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (end != s + len || errno != 0 || port == 0 || port > 65535 ||
+	    colon[1] < '0' || colon[1] > '9')
+		return -1;
+	return 0;
+}
+
 int
 raft_glue_split(const char *s, char **raft, char **client)
 {
-	const char	*slash;
+	const char	*slash, *colon;
 
 	*raft = *client = NULL;
-	if ((slash = strchr(s, '/')) == NULL || slash == s ||
-	    slash[1] == '\0' || memchr(s, ':', (size_t)(slash - s)) == NULL ||
-	    strrchr(slash + 1, ':') == NULL)
+	/* The Raft part as libraft 0.15 can use it; the client part
+	 * HOST:PORT or [V6]:PORT. */
+	if ((slash = strchr(s, '/')) == NULL ||
+	    glue_ipv4_port(s, (size_t)(slash - s)) == -1 ||
+	    (colon = strrchr(slash + 1, ':')) == NULL || colon == slash + 1 ||
+	    colon[1] == '\0')
 		return -1;
 	*raft = strndup(s, (size_t)(slash - s));
 	*client = strdup(slash + 1);
