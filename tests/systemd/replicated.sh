@@ -429,6 +429,19 @@ outer() {
 	    [ "$(readlink "$R/var/lib/dsd")" = private/dsd ] && each is_active'
 	t "systemctl stop dsd-kvdb" 'C systemctl stop dsd-kvdb'
 
+	# An instance without its settings file: a usage error, which
+	# RestartPreventExitStatus=2 does not restart.
+	C systemctl start "$T@9" >/dev/null 2>&1
+	sleep 0.5
+	C systemctl show -p ActiveState -p Result -p ExecMainStatus \
+	    -p NRestarts "$T@9" >"$W/show.log" 2>&1
+	echo "# $T@9: $(paste -s -d' ' "$W/show.log")"
+	t "$T@9, with no settings file, fails with status 2, not restarted" \
+	    'grep -qx ActiveState=failed "$W/show.log" &&
+	    grep -qx ExecMainStatus=2 "$W/show.log" &&
+	    grep -qx NRestarts=0 "$W/show.log"'
+	C systemctl reset-failed "$T@9"
+
 	# 11. SIGKILL of the leader's instance: the others go on serving,
 	# Restart=on-failure brings it back.
 	L=$LN
