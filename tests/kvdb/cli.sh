@@ -3,6 +3,15 @@
 # and exit statuses, key and data forms, the server-down message, the
 # prompt reconnecting after a restart, and the check batteries: one run,
 # ten at once sharing a contention key, and a run whose server is killed.
+# Retries: a server stopped for a second (SIGSTOP) is waited for, or not
+# with --retry-time=0; a dead first address is passed over; the Admin
+# commands fail cleanly against single-node kvdb.  Then, against
+# tests/kvdb/fake-kv.py, which deduplicates by session as kvdb-replicated
+# does and can inject faults: the session metadata sent, one client id
+# per call slot of check, retries answered from the server's memory, check
+# failing when the server does not deduplicate, check passing through the
+# kill of the node it talks to, and the Admin commands' output and retry
+# rules.
 #
 # usage: tests/kvdb/cli.sh
 # (DSD=src/dsd-san CLI=tools/dsd-cli-san for the sanitizer builds)
@@ -15,6 +24,7 @@ WORK=$(mktemp -d /tmp/dsd-cli-test.XXXXXX) || exit 1
 PORT=$(free_port)
 ADDR=127.0.0.1:$PORT
 SERVER=
+FAKE=
 
 start_server() {
 	"$DSD" --mode=kvdb --listen "$ADDR" --data-dir "$WORK/data" \
@@ -35,6 +45,7 @@ cleanup() {
 	exec 3>&- 2>/dev/null
 	stop_server
 	[ -n "$PROMPT" ] && kill "$PROMPT" 2>/dev/null
+	stop_fake
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -44,6 +55,59 @@ trap 'exit 1' INT TERM
 run() {
 	OUT=$("$CLI" -a "$ADDR" "$@" 2>&1)
 	RC=$?
+}
+
+# runa ADDRS ARGS...: the same against other addresses; MS is how long
+# it took, in milliseconds.
+runa() {
+	a=$1
+	shift
+	t0=$(date +%s%N)
+	OUT=$("$CLI" -a "$a" "$@" 2>&1)
+	RC=$?
+	MS=$((($(date +%s%N) - t0) / 1000000))
+}
+
+# The fake cluster node (tests/kvdb/fake-kv.py) on FPORT, with TCP fronts
+# on FRONT1 and FRONT2 standing for two more nodes.
+start_fake() {
+	FPORT=$(free_port)
+	FRONT1=$(free_port)
+	FRONT2=$(free_port)
+	rm -f "$WORK/fake.stats"
+	/usr/bin/python3 tests/kvdb/fake-kv.py --port "$FPORT" \
+	    --front "$FRONT1" --front "$FRONT2" --stats "$WORK/fake.stats" \
+	    "$@" 2>>"$WORK/fake.log" &
+	FAKE=$!
+	wait_for 20 test -f "$WORK/fake.stats"
+}
+
+stop_fake() {
+	if [ -n "$FAKE" ]; then
+		kill "$FAKE" 2>/dev/null
+		wait "$FAKE" 2>/dev/null
+	fi
+	FAKE=
+}
+
+# fake_stat EXPR: a Python expression over the fake's counts d (see
+# fake-kv.py), read from a fresh dump.
+fake_stat() {
+	rm -f "$WORK/fake.stats"
+	kill -USR2 "$FAKE"
+	wait_for 5 test -f "$WORK/fake.stats"
+	/usr/bin/python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(eval(sys.argv[2], {"d": d}))' "$WORK/fake.stats" "$1"
+}
+
+# is NAME GOT WANT: a value as expected.
+is() {
+	if [ "$2" = "$3" ]; then
+		ok "$1"
+	else
+		not_ok "$1 (got '$2', wanted '$3')"
+	fi
 }
 
 # expect NAME STATUS PATTERN...: the last run exited STATUS and its output
@@ -251,10 +315,77 @@ run help
 expect "help lists the commands and the DATA forms" 0 '^  get KEY$' \
     '^  tas KEY VERSION DATA \[TIMESTAMP\]$' 'x:HEX' '@FILE' 't:TEXT'
 
+# Retries and addresses against single-node kvdb.  A server stopped for a
+# second: the call's attempts time out (-t 300) and are retried until it
+# answers; with --retry-time=0 the first timeout is the answer.
+run set 4000 "still here"
+kill -STOP "$SERVER"
+(sleep 1; kill -CONT "$SERVER") &
+CONT=$!
+runa "$ADDR" -t 300 get 4000
+wait "$CONT"
+expect "a server stopped for 1 s: the get is retried until it answers" 0 \
+    '^data: still here$'
+if [ "$MS" -ge 900 ]; then
+	ok "...and it did wait for the server ($MS ms)"
+else
+	not_ok "...and it did wait for the server (only $MS ms)"
+fi
+kill -STOP "$SERVER"
+(sleep 1; kill -CONT "$SERVER") &
+CONT=$!
+runa "$ADDR" -t 300 --retry-time=0 get 4000
+wait "$CONT"
+expect "a server stopped, --retry-time=0: DEADLINE_EXCEEDED at once, exit 3" 3 \
+    '^dsd-cli: /dsd\.kvdb\.v1\.KV/Get: DEADLINE_EXCEEDED: deadline exceeded \(client\)$'
+if [ "$MS" -lt 900 ]; then
+	ok "...within the one attempt's deadline ($MS ms)"
+else
+	not_ok "...within the one attempt's deadline (took $MS ms)"
+fi
+wait_for 10 "$CLI" -a "$ADDR" health
+DEAD=127.0.0.1:$(free_port)
+runa "$DEAD,$ADDR" get 4000
+expect "-a with a dead first address and a live second: answered" 0 \
+    '^data: still here$'
+runa "$DEAD,$ADDR" --retry-time=0 get 4000
+expect "...but not with --retry-time=0: the first address is the answer, exit 3" \
+    3 "^dsd-cli: cannot connect to $DEAD: Connection refused$"
+runa "$DEAD,127.0.0.1:$(free_port)" --retry-time=300 get 4000
+expect "-a with two dead addresses: exit 3 after the retries" 3 \
+    '^dsd-cli: cannot connect to 127\.0\.0\.1:[0-9]+: Connection refused \([0-9]+ attempts'
+runa "$DEAD,$ADDR" check --keys 300
+expect "check with a dead first address passes, moving both slots on" 0 \
+    '^[0-9]+ passed, 0 failed$' \
+    "^# cannot connect to $DEAD: Connection refused; trying $ADDR$" \
+    '^# retries: [1-9][0-9]* of [0-9]+ calls retried .* 2 connection changes'
+for c in "member list" "member add 7 127.0.0.1:7380 127.0.0.1:7379" \
+    "member remove 7" "status" "status --digest"; do
+	# shellcheck disable=SC2086
+	run $c
+	expect "$c against single-node kvdb: UNIMPLEMENTED, exit 3" 3 \
+	    '^dsd-cli: /dsd\.kvdb\.v1\.Admin/[A-Za-z]+: UNIMPLEMENTED: '
+done
+run member add 0 127.0.0.1:7380 127.0.0.1:7379
+expect "member add with id 0: exit 2" 2 "^dsd-cli: bad ID '0'"
+run member add 7 nowhere 127.0.0.1:7379
+expect "member add with a RAFTADDR without a port: exit 2" 2 \
+    "^dsd-cli: bad RAFTADDR 'nowhere'"
+run member frob
+expect "member with an unknown subcommand: usage, exit 2" 2 '^usage: member list$'
+run status --bogus
+expect "status with an unknown flag: usage, exit 2" 2 '^usage: status'
+run --retry-time=-1 get 1
+expect "--retry-time=-1: exit 2" 2 'retry-time takes milliseconds'
+OUT=$("$CLI" -a "$ADDR,,$ADDR" get 1 2>&1)
+RC=$?
+expect "-a with an empty address in the list: exit 2" 2 'empty address'
+
 # The interactive prompt, driven through a pipe: quoting, and a restart of
 # the server between commands and while it is down.
 mkfifo "$WORK/in"
-"$CLI" -a "$ADDR" <"$WORK/in" >"$WORK/prompt.out" 2>"$WORK/prompt.err" &
+"$CLI" -a "$ADDR" --retry-time=300 <"$WORK/in" >"$WORK/prompt.out" \
+    2>"$WORK/prompt.err" &
 PROMPT=$!
 exec 3>"$WORK/in"
 echo 'set 3000 "quoted words" 1700000000000' >&3
@@ -283,8 +414,8 @@ expect "prompt: quoting with double quotes, single quotes, backslash" 0 \
     '^data: quoted words$' '^data: single quoted$' '^data: back slash$'
 expect "prompt: a restart between commands reconnects without a failed call" \
     0 "^dsd-cli: connection to $ADDR was lost: .*; reconnecting$"
-expect "prompt: with the server down, a clear message" 0 \
-    "^dsd-cli: cannot connect to $ADDR: Connection refused$"
+expect "prompt: with the server down, a clear message after the retries" 0 \
+    "^dsd-cli: cannot connect to $ADDR: Connection refused \\([0-9]+ attempts in [0-9]+ ms\\)$"
 expect "prompt: the next command reconnects, and the data survived" 0 \
     '^data: back slash$'
 expect "prompt: an unmatched quote is reported" 0 'unmatched quote'
@@ -324,8 +455,9 @@ run get "$SHARED"
 expect "shared contention key: version is 1 + the successes of all ten" \
     0 "^version: $((sum + 1))$" "^data: $((sum + 1))$"
 
-# A run whose server dies under it reports what it saw and exits 3.
-"$CLI" -a "$ADDR" check --keys 200000 --concurrency 200 \
+# A run whose server dies under it, and does not come back within the
+# retry time, reports what it saw and exits 3.
+"$CLI" -a "$ADDR" --retry-time=1000 check --keys 200000 --concurrency 200 \
     >"$WORK/cut.out" 2>&1 &
 CUT=$!
 wait_for 10 grep -q '^# check of' "$WORK/cut.out"
@@ -336,13 +468,136 @@ RC=$?
 OUT=$(cat "$WORK/cut.out")
 expect "check: a server killed mid-run is reported, exit 3" 3 \
     "^not ok - .*(connection lost to|cannot connect to) $ADDR" \
-    'calls were in flight and got no answer' '^[0-9]+ passed, [1-9][0-9]* failed$'
+    'got no answer within the retry time' \
+    "^# connection to $ADDR was lost: .*; reconnecting$" \
+    '^[0-9]+ passed, [1-9][0-9]* failed$'
 
 # No server at all.
-run get 1
-expect "server down: 'cannot connect ... Connection refused', exit 3" 3 \
-    "^dsd-cli: cannot connect to $ADDR: Connection refused$"
-run check
+run --retry-time=0 get 1
+expect "server down, no retries: 'cannot connect ... Connection refused', exit 3" \
+    3 "^dsd-cli: cannot connect to $ADDR: Connection refused$"
+runa "$ADDR" --retry-time=400 get 1
+expect "server down: the retries are counted in the message, exit 3" 3 \
+    "^dsd-cli: cannot connect to $ADDR: Connection refused \\([2-9][0-9]* attempts in [0-9]+ ms\\)$"
+if [ "$MS" -ge 300 ] && [ "$MS" -lt 3000 ]; then
+	ok "server down: --retry-time=400 gives up after about 400 ms"
+else
+	not_ok "server down: --retry-time=400 gives up after about 400 ms" \
+	    "(took $MS ms)"
+fi
+run --retry-time=300 check
 expect "check with the server down: exit 3" 3 "cannot connect to $ADDR"
+
+# Against the fake cluster node.  The session metadata: a one-shot run is
+# a session of its own, starting at seq 1; the prompt keeps one session.
+if ! /usr/bin/python3 -c 'import grpc' 2>/dev/null; then
+	not_ok "python3-grpcio is needed for the fake cluster node (tools/setup)"
+	finish
+	exit 1
+fi
+start_fake
+FADDR=127.0.0.1:$FPORT
+runa "$FADDR" set 1 one
+runa "$FADDR" get 1
+expect "fake node: set and get" 0 '^data: one$'
+is "every KV call carried dsd-client-id and dsd-seq, well formed" \
+    "$(fake_stat 'd.get("missing_md", 0) + d.get("bad_md", 0)')" 0
+is "two one-shot runs: two client ids, each at seq 1" \
+    "$(fake_stat '[r[2] for r in d["recent"][-2:]] + [len(set(r[1] for r in d["recent"][-2:]))]')" \
+    "[1, 1, 2]"
+printf 'set 2 two\nget 2\ndel 2\n' | "$CLI" -a "$FADDR" >/dev/null 2>&1
+is "the prompt: one client id, seq 1, 2, 3" \
+    "$(fake_stat '[r[2] for r in d["recent"][-3:]] + [len(set(r[1] for r in d["recent"][-3:]))]')" \
+    "[1, 2, 3, 1]"
+
+# Check: one client id per call slot (--concurrency 20), one call at a
+# time on each, seqs in order.
+ids0=$(fake_stat 'd["ids"]')
+runa "$FADDR" check --keys 500 --concurrency 20
+expect "fake node: check passes" 0 '^[0-9]+ passed, 0 failed$'
+is "check: 20 calls in flight use 20 client ids" \
+    "$(fake_stat 'd["ids"]')" $((ids0 + 20))
+is "check: no client id had two calls out at once, no seq out of order" \
+    "$(fake_stat 'd.get("overlap", 0) + d.get("seq_gaps", 0) + d.get("stale", 0)')" 0
+stop_fake
+
+# Faults: UNAVAILABLE before applying, UNKNOWN after (a reply lost), an
+# answer after the deadline (-t 300).  Every retry of a lost reply must
+# have been answered from the server's memory of the session, and check
+# passes: exactly-once.
+start_fake --faults 0.02 --seed 3
+FADDR=127.0.0.1:$FPORT
+runa "$FADDR" -t 300 check --keys 500 --concurrency 20
+expect "faults with deduplication: check passes" 0 \
+    '^[0-9]+ passed, 0 failed$' \
+    '^# retries: [1-9][0-9]* of [0-9]+ calls retried \(UNKNOWN [1-9][0-9]*, DEADLINE_EXCEEDED [1-9][0-9]*, UNAVAILABLE [1-9][0-9]* attempts\)'
+is "faults: every lost reply's retry carried the same id and seq, answered from memory" \
+    "$(fake_stat 'd.get("dedup_hits", 0) == d.get("injected_unknown", 0) + d.get("injected_late", 0) > 0')" \
+    True
+stop_fake
+# Without deduplication a retried write is applied twice, and check must
+# say so: retries never make a wrong answer pass.
+start_fake --faults 0.02 --seed 3 --no-dedup
+FADDR=127.0.0.1:$FPORT
+runa "$FADDR" -t 300 check --keys 500 --concurrency 20
+expect "faults without deduplication: check fails on the doubled writes" 1 \
+    '^not ok - stress: set every key: SUCCESS: [0-9]+ of 500 replies were wrong$' \
+    '^[0-9]+ passed, [1-9][0-9]* failed$'
+stop_fake
+
+# A node killed under check (its connections reset, its port closed):
+# check, given two addresses, passes straight through.
+start_fake
+"$CLI" -a "127.0.0.1:$FRONT1,127.0.0.1:$FRONT2" check --keys 3000 \
+    --concurrency 50 >"$WORK/kill.out" 2>&1 &
+CK=$!
+wait_for 30 grep -q '^ok - stress: set every key' "$WORK/kill.out"
+kill -USR1 "$FAKE"
+wait "$CK"
+RC=$?
+OUT=$(cat "$WORK/kill.out")
+expect "check through the kill of the node it talks to: passes" 0 \
+    '^[0-9]+ passed, 0 failed$' \
+    "^# connection to 127.0.0.1:$FRONT1 was lost: .*; trying 127.0.0.1:$FRONT2$" \
+    '^# retries: [1-9][0-9]* of [0-9]+ calls retried'
+
+# Admin: the output, and what is retried.
+FADDR=127.0.0.1:$FPORT
+runa "$FADDR" member list
+expect "member list: one member a line, the leader marked" 0 \
+    '^1 127\.0\.0\.1:9001 127\.0\.0\.1:7001 voter leader$' \
+    '^2 127\.0\.0\.1:9002 127\.0\.0\.1:7002 standby$' '^3 - - spare$'
+is "member list: three lines" "$(printf '%s\n' "$OUT" | wc -l)" 3
+runa "$FADDR" member add 1001 127.0.0.1:9101 127.0.0.1:7101
+expect "member add cut with UNKNOWN: reported, exit 3" 3 \
+    '^dsd-cli: /dsd\.kvdb\.v1\.Admin/MemberAdd: UNKNOWN: '
+is "...and not retried (it may have been applied)" \
+    "$(fake_stat 'd["admin"].get("MemberAdd 1001")')" 1
+runa "$FADDR" member add 1014 127.0.0.1:9114 127.0.0.1:7114
+expect "member add refused with UNAVAILABLE: retried, the new membership" 0 \
+    '^1014 127\.0\.0\.1:9114 127\.0\.0\.1:7114 voter$'
+is "...in two calls" "$(fake_stat 'd["admin"].get("MemberAdd 1014")')" 2
+runa "$FADDR" member remove 1001
+expect "member remove cut with UNKNOWN: exit 3" 3 'MemberRemove: UNKNOWN: '
+is "...and not retried" "$(fake_stat 'd["admin"].get("MemberRemove 1001")')" 1
+runa "$FADDR" member remove 2
+expect "member remove: the membership without it" 0 '^1 .* voter leader$'
+case $OUT in
+*"2 127.0.0.1:9002"*) not_ok "...member 2 is gone from it" ;;
+*) ok "...member 2 is gone from it" ;;
+esac
+runa "$FADDR" status
+expect "status: name: value lines, retried after UNKNOWN" 0 '^id: 2$' \
+    '^state: follower$' '^leader_id: 1$' '^term: 7$' '^commit_index: 120$' \
+    '^applied_index: 119$' '^last_index: 121$' '^sessions: [0-9]+$' \
+    '^raft_address: 127\.0\.0\.1:9002$' '^client_address: 127\.0\.0\.1:7002$'
+case $OUT in
+*digest*) not_ok "status: no digest unless asked" ;;
+*) ok "status: no digest unless asked" ;;
+esac
+is "...in two calls" "$(fake_stat 'd["admin"].get("Status")')" 2
+runa "$FADDR" status --digest
+expect "status --digest: the digest in hex" 0 '^digest: 00000000deadbeef$'
+stop_fake
 
 finish
