@@ -25,6 +25,8 @@ PORT=$(free_port)
 ADDR=127.0.0.1:$PORT
 SERVER=
 FAKE=
+BENCH_A=
+BENCH_B=
 
 start_server() {
 	"$DSD" --mode=kvdb --listen "$ADDR" --data-dir "$WORK/data" \
@@ -46,6 +48,8 @@ cleanup() {
 	stop_server
 	[ -n "$PROMPT" ] && kill "$PROMPT" 2>/dev/null
 	stop_fake
+	[ -n "$BENCH_A" ] && kill -9 "$BENCH_A" 2>/dev/null
+	[ -n "$BENCH_B" ] && kill "$BENCH_B" 2>/dev/null
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -487,6 +491,53 @@ else
 fi
 run --retry-time=300 check
 expect "check with the server down: exit 3" 3 "cannot connect to $ADDR"
+
+# dsd-bench over two servers, as over the nodes of a cluster: the
+# connections spread over both, and when one is killed the run goes on to
+# its end on the other, counting the cut calls as errors by status.
+BENCH=${BENCH:-$PWD/tools/dsd-bench}
+BA=127.0.0.1:$(free_port)
+BB=127.0.0.1:$(free_port)
+"$DSD" --mode=kvdb --listen "$BA" --data-dir "$WORK/ba" 2>>"$WORK/bench.log" &
+BENCH_A=$!
+"$DSD" --mode=kvdb --listen "$BB" --data-dir "$WORK/bb" 2>>"$WORK/bench.log" &
+BENCH_B=$!
+wait_for 20 "$CLI" -a "$BA" health && wait_for 20 "$CLI" -a "$BB" health
+"$BENCH" -a "$BA,$BB" -c 4 -s 8 -d 3 --mix set=50,get=50 \
+    >"$WORK/bench.out" 2>"$WORK/bench.err" &
+BP=$!
+sleep 1.2
+kill -9 "$BENCH_A"
+wait "$BENCH_A" 2>/dev/null
+BENCH_A=
+wait "$BP"
+RC=$?
+OUT=$(cat "$WORK/bench.out" "$WORK/bench.err")
+expect "dsd-bench: a server killed mid-run, the run goes on, exit 1" 1 \
+    "^target: +kvdb at $BA,$BB$" \
+    "^dsd-bench: connection [02] to $BA lost: " \
+    '^connections: 2 lost, [2-9][0-9]* reopened$' \
+    '^summary: .* secs=(2\.[5-9]|3\.)[0-9]* .*conns_lost=2$'
+errs=$(printf '%s\n' "$OUT" |
+    sed -n 's/^summary: .* unknown=\([0-9]*\) deadline=\([0-9]*\) unavailable=\([0-9]*\).*/\1 \2 \3/p')
+set -- $errs
+if [ $# -eq 3 ] && [ $(($1 + $2 + $3)) -gt 0 ] &&
+    printf '%s\n' "$OUT" | grep -Eq '^by status: +\((UNKNOWN|UNAVAILABLE|DEADLINE_EXCEEDED) [0-9]+'; then
+	ok "dsd-bench: the cut calls are counted by status ($errs)"
+else
+	not_ok "dsd-bench: the cut calls are counted by status ('$errs')"
+fi
+OUT=$("$BENCH" -q -a "127.0.0.1:$(free_port),$BB" -c 2 -s 4 -n 2000 2>&1)
+RC=$?
+expect "dsd-bench: a dead first address is passed over, exit 0" 0 \
+    '^summary: target=kvdb ok=2000 .*errors=0 '
+OUT=$("$BENCH" -q -a "$BB" -n 10 --target etcd --etcd-read=fast 2>&1)
+RC=$?
+expect "dsd-bench: --etcd-read takes linearizable or serializable, exit 2" 2 \
+    'linearizable or serializable'
+kill "$BENCH_B"
+wait "$BENCH_B" 2>/dev/null
+BENCH_B=
 
 # Against the fake cluster node.  The session metadata: a one-shot run is
 # a session of its own, starting at seq 1; the prompt keeps one session.
