@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "core/le.h"
 #include "core/log.h"
 #include "kv/snap.h"
 #include "kv/store.h"
@@ -24,7 +25,6 @@
 #define SNAP_MAGIC	"DSD-SNAP"
 #define SNAP_VERSION	1
 #define SNAP_HDRLEN	64
-#define SNAP_ENTHDR	24	/* keylen, datalen, version, timestamp */
 #define SNAP_NAME	"snapshot"
 #define SNAP_TMPNAME	"snapshot.tmp"
 #define SNAP_BUFLEN	(1U << 20)
@@ -48,33 +48,66 @@ struct snap {
 	struct snap_info	 last;		/* the last one completed */
 };
 
-static void
-snap_put32(uint8_t *p, uint32_t v)
+/* Entries, as snapshot files and the replicated mode's snapshots hold
+ * them. */
+
+void
+snap_entry_header(uint8_t *h, const struct store_entry *e)
 {
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
+	size_t	keylen, datalen;
+
+	(void)store_entry_key(e, &keylen);
+	(void)store_entry_data(e, &datalen);
+	le_put32(h, (uint32_t)keylen);
+	le_put32(h + 4, (uint32_t)datalen);
+	le_put64(h + 8, (uint64_t)store_entry_version(e));
+	le_put64(h + 16, (uint64_t)store_entry_timestamp(e));
 }
 
-static void
-snap_put64(uint8_t *p, uint64_t v)
+int
+snap_entry_parse(const uint8_t *buf, size_t len, struct snap_entry *e,
+    size_t *used)
 {
-	snap_put32(p, (uint32_t)v);
-	snap_put32(p + 4, (uint32_t)(v >> 32));
+	if (len < SNAP_ENTHDR)
+		return -1;
+	e->keylen = le_get32(buf);
+	e->datalen = le_get32(buf + 4);
+	e->version = (int64_t)le_get64(buf + 8);
+	e->timestamp = (int64_t)le_get64(buf + 16);
+	if (e->keylen > len - SNAP_ENTHDR ||
+	    e->datalen > len - SNAP_ENTHDR - e->keylen)
+		return -1;
+	e->key = buf + SNAP_ENTHDR;
+	e->data = e->key + e->keylen;
+	*used = SNAP_ENTHDR + e->keylen + e->datalen;
+	return 0;
 }
 
-static uint32_t
-snap_get32(const uint8_t *p)
+int
+snap_entries_load(struct store *st, const uint8_t *buf, size_t len,
+    uint64_t count, size_t *used, char *err, size_t errlen)
 {
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
+	struct snap_entry	e;
+	uint64_t		i;
+	size_t			off = 0, n;
 
-static uint64_t
-snap_get64(const uint8_t *p)
-{
-	return (uint64_t)snap_get32(p) | (uint64_t)snap_get32(p + 4) << 32;
+	for (i = 0; i < count; i++) {
+		if (snap_entry_parse(buf + off, len - off, &e, &n) == -1) {
+			snprintf(err, errlen, "offset %zu: entry %" PRIu64
+			    " runs past the end", off, i);
+			return -1;
+		}
+		if (store_restore(st, e.key, e.keylen, e.version, e.timestamp,
+		    e.data, e.datalen) == -1) {
+			snprintf(err, errlen, "offset %zu: entry %" PRIu64
+			    ": %s", off, i, errno == ENOMEM ? "out of memory" :
+			    "bad or duplicate key");
+			return -1;
+		}
+		off += n;
+	}
+	*used = off;
+	return 0;
 }
 
 /* Writing. */
@@ -119,13 +152,13 @@ snap_mkheader(uint8_t *h, const struct snap_info *info, uint64_t bodylen,
 {
 	memset(h, 0, SNAP_HDRLEN);
 	memcpy(h, SNAP_MAGIC, 8);
-	snap_put32(h + 8, SNAP_VERSION);
-	snap_put64(h + 16, info->segno);
-	snap_put64(h + 24, info->seq);
-	snap_put64(h + 32, info->count);
-	snap_put64(h + 40, bodylen);
-	snap_put32(h + 48, bodycrc);
-	snap_put32(h + 12, wal_crc32c(0, h, SNAP_HDRLEN));
+	le_put32(h + 8, SNAP_VERSION);
+	le_put64(h + 16, info->segno);
+	le_put64(h + 24, info->seq);
+	le_put64(h + 32, info->count);
+	le_put64(h + 40, bodylen);
+	le_put32(h + 48, bodycrc);
+	le_put32(h + 12, wal_crc32c(0, h, SNAP_HDRLEN));
 }
 
 /* The body of snap_write(), with a caller's buffer of SNAP_BUFLEN. */
@@ -171,10 +204,7 @@ snap_write_buf(const char *dir, const struct store *st, uint64_t segno,
 	while ((e = store_next(st, &cursor)) != NULL) {
 		key = store_entry_key(e, &keylen);
 		data = store_entry_data(e, &datalen);
-		snap_put32(eh, (uint32_t)keylen);
-		snap_put32(eh + 4, (uint32_t)datalen);
-		snap_put64(eh + 8, (uint64_t)store_entry_version(e));
-		snap_put64(eh + 16, (uint64_t)store_entry_timestamp(e));
+		snap_entry_header(eh, e);
 		if (snap_emit(&o, eh, sizeof eh) == -1 ||
 		    (keylen != 0 && snap_emit(&o, key, keylen) == -1) ||
 		    (datalen != 0 && snap_emit(&o, data, datalen) == -1))
@@ -242,8 +272,9 @@ snap_load(const char *dir, struct store *st, struct snap_info *info,
 {
 	struct stat	 sb;
 	uint8_t		*map = NULL, h[SNAP_HDRLEN];
-	uint64_t	 i, bodylen, version, timestamp;
-	size_t		 size = 0, off, keylen, datalen;
+	uint64_t	 bodylen;
+	size_t		 size = 0, used;
+	char		 msg[256];
 	int		 dirfd, fd = -1;
 
 	memset(info, 0, sizeof *info);
@@ -292,18 +323,18 @@ snap_load(const char *dir, struct store *st, struct snap_info *info,
 		    dir, SNAP_NAME);
 		goto fail;
 	}
-	if (snap_get32(map + 8) != SNAP_VERSION) {
+	if (le_get32(map + 8) != SNAP_VERSION) {
 		snprintf(err, errlen, "%s/%s: format version %" PRIu32 ", "
-		    "this dsd reads %d", dir, SNAP_NAME, snap_get32(map + 8),
+		    "this dsd reads %d", dir, SNAP_NAME, le_get32(map + 8),
 		    SNAP_VERSION);
 		goto fail;
 	}
-	if (wal_crc32c(0, h, sizeof h) != snap_get32(map + 12)) {
+	if (wal_crc32c(0, h, sizeof h) != le_get32(map + 12)) {
 		snprintf(err, errlen, "%s/%s: header checksum mismatch", dir,
 		    SNAP_NAME);
 		goto fail;
 	}
-	bodylen = snap_get64(map + 40);
+	bodylen = le_get64(map + 40);
 	if (bodylen != size - SNAP_HDRLEN) {
 		snprintf(err, errlen, "%s/%s: %zu bytes of entries, the header "
 		    "says %" PRIu64, dir, SNAP_NAME, size - SNAP_HDRLEN,
@@ -311,40 +342,26 @@ snap_load(const char *dir, struct store *st, struct snap_info *info,
 		goto fail;
 	}
 	if (wal_crc32c(0, map + SNAP_HDRLEN, bodylen) !=
-	    snap_get32(map + 48)) {
+	    le_get32(map + 48)) {
 		snprintf(err, errlen, "%s/%s: checksum mismatch in the entries",
 		    dir, SNAP_NAME);
 		goto fail;
 	}
 
-	info->segno = snap_get64(map + 16);
-	info->seq = snap_get64(map + 24);
-	info->count = snap_get64(map + 32);
-	off = SNAP_HDRLEN;
-	for (i = 0; i < info->count; i++) {
-		if (size - off < SNAP_ENTHDR)
-			goto short_entry;
-		keylen = snap_get32(map + off);
-		datalen = snap_get32(map + off + 4);
-		version = snap_get64(map + off + 8);
-		timestamp = snap_get64(map + off + 16);
-		if (keylen > size - off - SNAP_ENTHDR ||
-		    datalen > size - off - SNAP_ENTHDR - keylen)
-			goto short_entry;
-		if (store_restore(st, map + off + SNAP_ENTHDR, keylen,
-		    (int64_t)version, (int64_t)timestamp,
-		    map + off + SNAP_ENTHDR + keylen, datalen) == -1) {
-			snprintf(err, errlen, "%s/%s: offset %zu: entry %"
-			    PRIu64 ": %s", dir, SNAP_NAME, off, i,
-			    errno == ENOMEM ? "out of memory" :
-			    "bad or duplicate key");
-			goto fail;
-		}
-		off += SNAP_ENTHDR + keylen + datalen;
+	info->segno = le_get64(map + 16);
+	info->seq = le_get64(map + 24);
+	info->count = le_get64(map + 32);
+	if (snap_entries_load(st, map + SNAP_HDRLEN, bodylen, info->count,
+	    &used, msg, sizeof msg) == -1) {
+		/* The offsets count from the file's start. */
+		snprintf(err, errlen, "%s/%s: %s (entries start at offset "
+		    "%d)", dir, SNAP_NAME, msg, SNAP_HDRLEN);
+		goto fail;
 	}
-	if (off != size) {
+	if (used != bodylen) {
 		snprintf(err, errlen, "%s/%s: offset %zu: data after the last "
-		    "of %" PRIu64 " entries", dir, SNAP_NAME, off, info->count);
+		    "of %" PRIu64 " entries", dir, SNAP_NAME, SNAP_HDRLEN + used,
+		    info->count);
 		goto fail;
 	}
 	munmap(map, size);
@@ -352,9 +369,6 @@ snap_load(const char *dir, struct store *st, struct snap_info *info,
 	info->present = 1;
 	return 0;
 
-short_entry:
-	snprintf(err, errlen, "%s/%s: offset %zu: entry %" PRIu64 " runs past "
-	    "the end", dir, SNAP_NAME, off, i);
 fail:
 	if (map != NULL)
 		munmap(map, size);

@@ -42,6 +42,7 @@
 
 struct event_base;
 struct store;
+struct store_entry;
 struct wal;
 struct wal_config;
 
@@ -75,6 +76,30 @@ struct snap_config {
  */
 struct wal	*snap_recover(struct store *, const struct wal_config *,
 		    struct snap_info *, char *err, size_t errlen);
+/*
+ * Entries in the form snapshots hold them (files here, and the replicated
+ * mode's Raft snapshots): a SNAP_ENTHDR-byte header (u32 keylen, u32
+ * datalen, i64 version, i64 timestamp, little-endian) then the canonical
+ * key and the data.  snap_entry_header() writes an entry's header;
+ * snap_entry_parse() reads the entry at buf, pointing into it, and sets
+ * *used to its length, or returns -1 if it runs past len;
+ * snap_entries_load() inserts count entries from buf into a store and
+ * sets *used to the bytes they took, or returns -1 with err naming the
+ * entry and its offset in buf (a short entry, a bad or duplicate key, or
+ * no memory).
+ */
+#define SNAP_ENTHDR	24
+struct snap_entry {
+	const uint8_t	*key, *data;
+	size_t		 keylen, datalen;
+	int64_t		 version, timestamp;
+};
+void		 snap_entry_header(uint8_t *h, const struct store_entry *);
+int		 snap_entry_parse(const uint8_t *buf, size_t len,
+		    struct snap_entry *, size_t *used);
+int		 snap_entries_load(struct store *, const uint8_t *buf,
+		    size_t len, uint64_t count, size_t *used, char *err,
+		    size_t errlen);
 /* Load dir's snapshot into an empty store: 0 (info->present says whether
  * there was one) or -1 with err set.  On failure the store holds part of
  * the file: free it.  A leftover snapshot.tmp is removed. */

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/le.h"
 #include "kv/store.h"
 
 struct store_entry {
@@ -38,6 +39,11 @@ struct store {
 	size_t			  cap;		/* a power of two */
 	size_t			  count;
 	uint64_t		  k0, k1;	/* hash key */
+
+	/* While pinned (store_pin()), entries leaving the table. */
+	int			  pinned;
+	struct store_entry	**kept;
+	size_t			  nkept, keptcap;
 };
 
 #define STORE_MINCAP	16
@@ -55,26 +61,17 @@ struct store {
 } while (0)
 
 static uint64_t
-store_le64(const uint8_t *p)
+store_siphash(uint64_t k0, uint64_t k1, const uint8_t *p, size_t len)
 {
-	return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
-	    (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 |
-	    (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
-	    (uint64_t)p[7] << 56;
-}
-
-static uint32_t
-store_hash(const struct store *s, const uint8_t *p, size_t len)
-{
-	uint64_t	v0 = s->k0 ^ 0x736f6d6570736575ULL;
-	uint64_t	v1 = s->k1 ^ 0x646f72616e646f6dULL;
-	uint64_t	v2 = s->k0 ^ 0x6c7967656e657261ULL;
-	uint64_t	v3 = s->k1 ^ 0x7465646279746573ULL;
+	uint64_t	v0 = k0 ^ 0x736f6d6570736575ULL;
+	uint64_t	v1 = k1 ^ 0x646f72616e646f6dULL;
+	uint64_t	v2 = k0 ^ 0x6c7967656e657261ULL;
+	uint64_t	v3 = k1 ^ 0x7465646279746573ULL;
 	uint64_t	m, b = (uint64_t)len << 56;
 	size_t		i, left = len & 7;
 
 	for (i = 0; i + 8 <= len; i += 8) {
-		m = store_le64(p + i);
+		m = le_get64(p + i);
 		v3 ^= m;
 		SIPROUND;
 		v0 ^= m;
@@ -96,7 +93,14 @@ store_hash(const struct store *s, const uint8_t *p, size_t len)
 	SIPROUND;
 	SIPROUND;
 	SIPROUND;
-	m = v0 ^ v1 ^ v2 ^ v3;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static uint32_t
+store_hash(const struct store *s, const uint8_t *p, size_t len)
+{
+	uint64_t	m = store_siphash(s->k0, s->k1, p, len);
+
 	return (uint32_t)(m ^ (m >> 32));
 }
 
@@ -146,6 +150,9 @@ store_free(struct store *s)
 		if (s->tags[i] != 0)
 			store_entry_unref(s->ents[i], __func__);
 	}
+	for (i = 0; i < s->nkept; i++)
+		store_entry_unref(s->kept[i], __func__);
+	free(s->kept);
 	free(s->ents);
 	free(s->tags);
 	free(s);
@@ -231,6 +238,25 @@ store_entry_new(const uint8_t *key, size_t keylen, uint32_t hash,
 		memcpy(e->bytes, key, keylen);
 	if (datalen != 0)
 		memcpy(e->bytes + keylen, data, datalen);
+	return e;
+}
+
+struct store_entry *
+store_entry_make(const uint8_t *key, size_t keylen, int64_t version,
+    int64_t timestamp, const uint8_t *data, size_t datalen)
+{
+	struct store_entry	*e;
+	size_t			 off;
+
+	if (keylen > STORE_KEY_MAX || datalen > STORE_DATA_MAX ||
+	    store_key_canon(key, keylen, &off) != keylen) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* Its hash is never used: it is in no table. */
+	if ((e = store_entry_new(key, keylen, 0, version, timestamp, data,
+	    datalen)) == NULL)
+		errno = ENOMEM;
 	return e;
 }
 
@@ -345,6 +371,35 @@ store_remove(struct store *s, size_t i)
 		(void)store_resize(s, s->cap / 2);
 }
 
+/* Make room to keep one entry leaving a pinned table; -1 if memory ran
+ * out.  Done before the table changes, so that a failure changes
+ * nothing. */
+static int
+store_keep_reserve(struct store *s)
+{
+	struct store_entry	**k;
+	size_t			  cap;
+
+	if (!s->pinned || s->nkept < s->keptcap)
+		return 0;
+	cap = s->keptcap == 0 ? 1024 : s->keptcap * 2;
+	if ((k = reallocarray(s->kept, cap, sizeof *k)) == NULL)
+		return -1;
+	s->kept = k;
+	s->keptcap = cap;
+	return 0;
+}
+
+/* An entry leaves the table: if pinned, a reader may still be on it. */
+static void
+store_keep(struct store *s, struct store_entry *e)
+{
+	if (!s->pinned)
+		return;
+	store_entry_ref(e, "store_keep");
+	s->kept[s->nkept++] = e;
+}
+
 /* Hand the caller a reference to e with the given status. */
 static void
 store_answer(struct store_result *res, enum store_status status,
@@ -400,6 +455,9 @@ store_apply(struct store *s, const struct store_op *op,
 		break;
 	case STORE_OP_DEL:
 		if (e != NULL) {
+			if (store_keep_reserve(s) == -1)
+				return -1;
+			store_keep(s, e);
 			store_remove(s, slot);
 			res->status = STORE_SUCCESS;
 			res->value = e;		/* the table's reference */
@@ -411,6 +469,9 @@ store_apply(struct store *s, const struct store_op *op,
 		else if (e->version != op->version)
 			store_answer(res, STORE_ERROR_WV, e);
 		else {
+			if (store_keep_reserve(s) == -1)
+				return -1;
+			store_keep(s, e);
 			store_remove(s, slot);
 			res->status = STORE_SUCCESS;
 			res->value = e;
@@ -424,10 +485,13 @@ store_apply(struct store *s, const struct store_op *op,
 		else if (e->version == INT64_MAX)
 			store_answer(res, STORE_ERROR, e);
 		else {
+			if (store_keep_reserve(s) == -1)
+				return -1;
 			ne = store_entry_new(key, keylen, h, e->version + 1,
 			    op->timestamp, op->data, op->datalen);
 			if (ne == NULL)
 				return -1;
+			store_keep(s, e);
 			/* Same key, same hash: the new entry takes the slot. */
 			s->ents[slot] = ne;
 			res->status = STORE_SUCCESS;
@@ -451,6 +515,69 @@ store_next(const struct store *s, size_t *cursor)
 	}
 	*cursor = s->cap;
 	return NULL;
+}
+
+struct store_entry **
+store_pin(struct store *s, size_t *n)
+{
+	struct store_entry	**a;
+	size_t			  i, j = 0;
+
+	if (s->pinned)
+		return NULL;
+	if ((a = reallocarray(NULL, s->count + 1, sizeof *a)) == NULL)
+		return NULL;
+	for (i = 0; i < s->cap; i++) {
+		if (s->tags[i] != 0)
+			a[j++] = s->ents[i];
+	}
+	*n = j;
+	s->pinned = 1;
+	return a;
+}
+
+void
+store_unpin(struct store *s, struct store_entry **a)
+{
+	size_t	i;
+
+	free(a);
+	for (i = 0; i < s->nkept; i++)
+		store_entry_unref(s->kept[i], __func__);
+	free(s->kept);
+	s->kept = NULL;
+	s->nkept = s->keptcap = 0;
+	s->pinned = 0;
+}
+
+uint64_t
+store_hash64(uint64_t h, const void *p, size_t len)
+{
+	/* Fixed keys: the digest must not depend on a store's random key;
+	 * chaining through k0 covers several fields in order. */
+	return store_siphash(h, 0x6473642d64696765ULL, p, len);
+}
+
+uint64_t
+store_digest(const struct store *s)
+{
+	const struct store_entry	*e;
+	uint64_t			 sum = 0, h, v[2];
+	size_t				 i;
+
+	for (i = 0; i < s->cap; i++) {
+		if (s->tags[i] == 0)
+			continue;
+		e = s->ents[i];
+		v[0] = (uint64_t)e->version;
+		v[1] = (uint64_t)e->timestamp;
+		h = store_hash64(0, &e->keylen, sizeof e->keylen);
+		h = store_hash64(h, e->bytes, e->keylen);
+		h = store_hash64(h, v, sizeof v);
+		h = store_hash64(h, e->bytes + e->keylen, e->datalen);
+		sum += h;
+	}
+	return sum;
 }
 
 int
@@ -565,30 +692,6 @@ store_key_from_mpz(const mpz_t v, uint8_t *buf, size_t buflen)
 
 /* The binary form of operations. */
 
-static uint8_t *
-store_put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-	return p + 4;
-}
-
-static uint8_t *
-store_put64(uint8_t *p, uint64_t v)
-{
-	p = store_put32(p, (uint32_t)v);
-	return store_put32(p, (uint32_t)(v >> 32));
-}
-
-static uint32_t
-store_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
-
 size_t
 store_op_encode(const struct store_op *op, uint8_t *buf, size_t buflen)
 {
@@ -625,18 +728,24 @@ store_op_encode(const struct store_op *op, uint8_t *buf, size_t buflen)
 
 	p = buf;
 	*p++ = (uint8_t)op->type;
-	p = store_put32(p, (uint32_t)keylen);
+	le_put32(p, (uint32_t)keylen);
+	p += 4;
 	if (keylen != 0) {
 		memcpy(p, key + off, keylen);
 		p += keylen;
 	}
-	if (op->type == STORE_OP_SET || op->type == STORE_OP_TESTANDSET)
-		p = store_put64(p, (uint64_t)op->timestamp);
-	if (op->type == STORE_OP_DELVERSION ||
-	    op->type == STORE_OP_TESTANDSET)
-		p = store_put64(p, (uint64_t)op->version);
 	if (op->type == STORE_OP_SET || op->type == STORE_OP_TESTANDSET) {
-		p = store_put32(p, (uint32_t)op->datalen);
+		le_put64(p, (uint64_t)op->timestamp);
+		p += 8;
+	}
+	if (op->type == STORE_OP_DELVERSION ||
+	    op->type == STORE_OP_TESTANDSET) {
+		le_put64(p, (uint64_t)op->version);
+		p += 8;
+	}
+	if (op->type == STORE_OP_SET || op->type == STORE_OP_TESTANDSET) {
+		le_put32(p, (uint32_t)op->datalen);
+		p += 4;
 		if (op->datalen != 0)
 			memcpy(p, op->data, op->datalen);
 	}
@@ -662,7 +771,7 @@ store_op_decode(const uint8_t *buf, size_t len, struct store_op *op)
 	default:
 		return -1;
 	}
-	n = store_le32(buf + 1);
+	n = le_get32(buf + 1);
 	pos = 5;
 	if (n > STORE_KEY_MAX || n > len - pos)
 		return -1;
@@ -673,20 +782,20 @@ store_op_decode(const uint8_t *buf, size_t len, struct store_op *op)
 	if (op->type == STORE_OP_SET || op->type == STORE_OP_TESTANDSET) {
 		if (len - pos < 8)
 			return -1;
-		op->timestamp = (int64_t)store_le64(buf + pos);
+		op->timestamp = (int64_t)le_get64(buf + pos);
 		pos += 8;
 	}
 	if (op->type == STORE_OP_DELVERSION ||
 	    op->type == STORE_OP_TESTANDSET) {
 		if (len - pos < 8)
 			return -1;
-		op->version = (int64_t)store_le64(buf + pos);
+		op->version = (int64_t)le_get64(buf + pos);
 		pos += 8;
 	}
 	if (op->type == STORE_OP_SET || op->type == STORE_OP_TESTANDSET) {
 		if (len - pos < 4)
 			return -1;
-		n = store_le32(buf + pos);
+		n = le_get32(buf + pos);
 		pos += 4;
 		if (n > STORE_DATA_MAX || n > len - pos)
 			return -1;

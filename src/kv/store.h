@@ -116,6 +116,12 @@ void		 store_result_release(struct store_result *);
 /* Whether the operation changes the store when it succeeds. */
 int		 store_op_mutates(enum store_op_type);
 
+/* A new entry outside any store, holding one reference (a remembered
+ * reply); NULL with errno EINVAL if the key is not canonical or either is
+ * over the limits, ENOMEM if memory ran out. */
+struct store_entry *store_entry_make(const uint8_t *key, size_t keylen,
+		    int64_t version, int64_t timestamp, const uint8_t *data,
+		    size_t datalen);
 /* Take and drop a reference to an entry; the tag names the caller, for
  * debugging, as tmux's window_add_ref() does. */
 void		 store_entry_ref(struct store_entry *, const char *tag);
@@ -134,6 +140,33 @@ size_t		 store_count(const struct store *);
  * during the walk (the snapshot child has its own copy of it).
  */
 struct store_entry *store_next(const struct store *, size_t *cursor);
+
+/*
+ * Pinning, for a snapshot encoded on another thread while the loop goes
+ * on applying operations (the replicated mode's, kv/rsm.h).
+ * store_pin() returns every entry of the table at this instant, in a
+ * malloc'ed array (*n of them), and pins the store: until store_unpin(),
+ * an entry that leaves the table (deleted, replaced) is not released but
+ * kept, so that the array stays valid for a reader on any thread.  Such a
+ * reader may only read an entry's key, data, version and timestamp, never
+ * take or drop references: the loop still does that to the same entries.
+ * Returns NULL if memory ran out (then nothing is pinned), or if the
+ * store is already pinned (one snapshot at a time).  store_unpin() frees
+ * the array and releases what was kept.
+ */
+struct store_entry **store_pin(struct store *, size_t *n);
+void		 store_unpin(struct store *, struct store_entry **);
+
+/*
+ * A digest of the contents, the same for two stores with the same keys
+ * and values whatever their history or hash keys: the sum of a fixed-key
+ * hash of each entry (key, version, timestamp, data).  O(keys), on the
+ * loop: for comparing replicas in tests, not for every request.
+ */
+uint64_t	 store_digest(const struct store *);
+/* A fixed-key 64-bit hash of len bytes continuing from h (0 to start):
+ * the digest's, for other state that digests itself alike. */
+uint64_t	 store_hash64(uint64_t h, const void *, size_t len);
 
 /*
  * Insert an entry as it was saved, when loading a snapshot.  Returns 0,

@@ -22,6 +22,7 @@
 
 #include <event2/event.h>
 
+#include "core/le.h"
 #include "core/log.h"
 #include "kv/wal.h"
 
@@ -140,35 +141,6 @@ wal_crcinit(void)
 	}
 }
 
-static uint32_t
-wal_get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
-
-static uint64_t
-wal_get64(const uint8_t *p)
-{
-	return (uint64_t)wal_get32(p) | (uint64_t)wal_get32(p + 4) << 32;
-}
-
-static void
-wal_put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static void
-wal_put64(uint8_t *p, uint64_t v)
-{
-	wal_put32(p, (uint32_t)v);
-	wal_put32(p + 4, (uint32_t)(v >> 32));
-}
-
 uint32_t
 wal_crc32c(uint32_t crc, const void *buf, size_t len)
 {
@@ -178,8 +150,8 @@ wal_crc32c(uint32_t crc, const void *buf, size_t len)
 	pthread_once(&wal_crconce, wal_crcinit);
 	crc = ~crc;
 	while (len >= 8) {
-		crc ^= wal_get32(p);
-		hi = wal_get32(p + 4);
+		crc ^= le_get32(p);
+		hi = le_get32(p + 4);
 		crc = wal_crctab[7][crc & 0xff] ^
 		    wal_crctab[6][(crc >> 8) & 0xff] ^
 		    wal_crctab[5][(crc >> 16) & 0xff] ^
@@ -203,7 +175,7 @@ wal_reccrc(uint32_t len, const uint8_t *payload)
 {
 	uint8_t	lenbuf[4];
 
-	wal_put32(lenbuf, len);
+	le_put32(lenbuf, len);
 	return wal_crc32c(wal_crc32c(0, lenbuf, 4), payload, len);
 }
 
@@ -240,10 +212,10 @@ wal_mkheader(uint8_t *h, uint64_t segno, uint64_t first_seq)
 {
 	memset(h, 0, WAL_HDRLEN);
 	memcpy(h, WAL_MAGIC, 8);
-	wal_put32(h + 8, WAL_VERSION);
-	wal_put64(h + 16, segno);
-	wal_put64(h + 24, first_seq);
-	wal_put32(h + 12, wal_crc32c(0, h, WAL_HDRLEN));
+	le_put32(h + 8, WAL_VERSION);
+	le_put64(h + 16, segno);
+	le_put64(h + 24, first_seq);
+	le_put32(h + 12, wal_crc32c(0, h, WAL_HDRLEN));
 }
 
 /* Whether a header is whole and sound (crc field zeroed for the check). */
@@ -252,11 +224,11 @@ wal_checkheader(const uint8_t *h)
 {
 	uint8_t	copy[WAL_HDRLEN];
 
-	if (memcmp(h, WAL_MAGIC, 8) != 0 || wal_get32(h + 8) != WAL_VERSION)
+	if (memcmp(h, WAL_MAGIC, 8) != 0 || le_get32(h + 8) != WAL_VERSION)
 		return 0;
 	memcpy(copy, h, WAL_HDRLEN);
 	memset(copy + 12, 0, 4);
-	return wal_crc32c(0, copy, WAL_HDRLEN) == wal_get32(h + 12);
+	return wal_crc32c(0, copy, WAL_HDRLEN) == le_get32(h + 12);
 }
 
 /* File operations: the flusher's, or start-up's before it runs. */
@@ -836,8 +808,8 @@ wal_commit(struct wal *w)
 	if (b == NULL || w->reserved == 0)
 		return 0;
 	h = b->buf + b->len;
-	wal_put32(h, len);
-	wal_put32(h + 4, wal_reccrc(len, h + WAL_RECHDR));
+	le_put32(h, len);
+	le_put32(h + 4, wal_reccrc(len, h + WAL_RECHDR));
 	b->len += WAL_RECHDR + len;
 	b->nrec++;
 	w->appended += WAL_RECHDR + len;
@@ -1066,11 +1038,11 @@ wal_valid_after(const uint8_t *map, size_t from, size_t size, size_t *at)
 	uint32_t	len;
 
 	for (off = from; off + WAL_RECHDR < size; off++) {
-		len = wal_get32(map + off);
+		len = le_get32(map + off);
 		if (len == 0 || len > size - off - WAL_RECHDR)
 			continue;
 		if (wal_reccrc(len, map + off + WAL_RECHDR) ==
-		    wal_get32(map + off + 4)) {
+		    le_get32(map + off + 4)) {
 			*at = off;
 			return 1;
 		}
@@ -1135,16 +1107,16 @@ wal_replayseg(struct wal *w, uint64_t segno, int last, uint64_t *seq,
 		    w->dir, name);
 		goto fail;
 	}
-	if (wal_get64(map + 16) != segno) {
+	if (le_get64(map + 16) != segno) {
 		snprintf(err, errlen, "%s/%s: offset 16: header says segment "
-		    "%" PRIu64, w->dir, name, wal_get64(map + 16));
+		    "%" PRIu64, w->dir, name, le_get64(map + 16));
 		goto fail;
 	}
-	if (wal_get64(map + 24) != *seq + 1) {
+	if (le_get64(map + 24) != *seq + 1) {
 		snprintf(err, errlen, "%s/%s: offset 24: segment starts at "
 		    "record %" PRIu64 " but record %" PRIu64 " comes next "
 		    "(a segment or the snapshot is missing)", w->dir, name,
-		    wal_get64(map + 24), *seq + 1);
+		    le_get64(map + 24), *seq + 1);
 		goto fail;
 	}
 
@@ -1152,11 +1124,11 @@ wal_replayseg(struct wal *w, uint64_t segno, int last, uint64_t *seq,
 		len = 0;
 		if (size - off < WAL_RECHDR)
 			break;
-		len = wal_get32(map + off);
+		len = le_get32(map + off);
 		if (len == 0 || len > size - off - WAL_RECHDR)
 			break;
 		if (wal_reccrc(len, map + off + WAL_RECHDR) !=
-		    wal_get32(map + off + 4))
+		    le_get32(map + off + 4))
 			break;
 		if (replay != NULL &&
 		    replay(arg, *seq + 1, map + off + WAL_RECHDR, len) == -1) {

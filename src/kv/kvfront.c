@@ -1,0 +1,462 @@
+/* The front of the key-value modes; see kvfront.h. */
+#include "config.h"
+
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/dsd.h"
+#include "core/flags.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "kv/kvfront.h"
+#include "kv/kvdb.pb-c.h"
+
+#define KVFRONT_DEFAULT_PORT	"7379"
+
+struct kvfront {
+	struct dsd		*d;
+	struct grpc_server	*srv;
+	char			*dir;
+	int			 lockfd;
+	int			 max_key;
+	int			 grace_ms;
+	kvfront_request_fn	 fn;
+	void			*arg;
+	struct grpc_method	 methods[6];
+};
+
+static const struct flag kvfront_flags[] = {
+	{ "listen", FLAG_STRING, "ADDR:PORT", "127.0.0.1:" KVFRONT_DEFAULT_PORT,
+	  0, 0, "address to serve gRPC on ([ADDR6]:PORT for IPv6; "
+	  "kvdb-replicated: the client address of its own member entry "
+	  "unless given)" },
+	{ "data-dir", FLAG_STRING, "DIR", "/var/lib/dsd", 0, 0,
+	  "directory of the data (created if missing)" },
+	{ "max-key-bytes", FLAG_INT, "BYTES", "4096", 1, 1 << 20,
+	  "longest key, counted without redundant sign bytes" },
+	{ "max-message", FLAG_INT, "BYTES", "4194304", 1024, 1 << 30,
+	  "largest request or reply message" },
+	{ "max-streams", FLAG_INT, "N", "256", 1, 65536,
+	  "concurrent calls per connection" },
+	{ "max-connections", FLAG_INT, "N", "1024", 1, 1000000,
+	  "connections served at once" },
+	{ "max-request-memory", FLAG_INT, "BYTES", "536870912", 1 << 20,
+	  1LL << 40, "request bytes being received, all connections" },
+	{ "max-reply-memory", FLAG_INT, "BYTES", "536870912", 1 << 20,
+	  1LL << 40, "reply bytes clients have not read, all connections" },
+	{ "shutdown-grace", FLAG_INT, "MS", "5000", 0, 600000,
+	  "how long calls in flight may finish after SIGTERM" },
+	{ NULL, 0, NULL, NULL, 0, 0, NULL }
+};
+
+static const struct flag_group kvfront_flag_group = { "key-value",
+    kvfront_flags };
+const struct flag_group *const kvfront_flag_groups[] = {
+	&kvfront_flag_group, NULL
+};
+
+/* The metadata the server keeps, in grpc_call_metadata() order. */
+static const char *const kvfront_metadata[] = {
+	KVFRONT_MD_CLIENT, KVFRONT_MD_SEQ, KVFRONT_MD_FORWARDED, NULL
+};
+
+/* The five methods, by operation type. */
+static const struct {
+	const char				*path;
+	const char				*what;
+	const ProtobufCMessageDescriptor	*desc;
+} kvfront_ops[] = {
+	[STORE_OP_SET] = { "/dsd.kvdb.v1.KV/Set", "SetRequest",
+	    &dsd__kvdb__v1__set_request__descriptor },
+	[STORE_OP_GET] = { "/dsd.kvdb.v1.KV/Get", "GetRequest",
+	    &dsd__kvdb__v1__get_request__descriptor },
+	[STORE_OP_DEL] = { "/dsd.kvdb.v1.KV/Del", "DelRequest",
+	    &dsd__kvdb__v1__del_request__descriptor },
+	[STORE_OP_DELVERSION] = { "/dsd.kvdb.v1.KV/DelVersion",
+	    "DelVersionRequest",
+	    &dsd__kvdb__v1__del_version_request__descriptor },
+	[STORE_OP_TESTANDSET] = { "/dsd.kvdb.v1.KV/TestAndSet",
+	    "TestAndSetRequest",
+	    &dsd__kvdb__v1__test_and_set_request__descriptor },
+};
+
+/* Replies. */
+
+uint8_t *
+kvfront_encode(const struct store_result *res, size_t *len)
+{
+	Dsd__Kvdb__V1__Reply	 r = DSD__KVDB__V1__REPLY__INIT;
+	Dsd__Kvdb__V1__Value	 v = DSD__KVDB__V1__VALUE__INIT;
+	uint8_t			*buf;
+	size_t			 dlen;
+
+	r.status = (Dsd__Kvdb__V1__Status)res->status;
+	if (res->value != NULL) {
+		v.version = store_entry_version(res->value);
+		v.timestamp = store_entry_timestamp(res->value);
+		v.data.data = (uint8_t *)store_entry_data(res->value, &dlen);
+		v.data.len = dlen;
+		r.value = &v;
+	}
+	*len = dsd__kvdb__v1__reply__get_packed_size(&r);
+	if ((buf = malloc(*len + 1)) == NULL)
+		return NULL;
+	dsd__kvdb__v1__reply__pack(&r, buf);
+	return buf;
+}
+
+void
+kvfront_req_done(struct kvfront_req *req)
+{
+	protobuf_c_message_free_unpacked(req->msg, NULL);
+	free(req);
+}
+
+void
+kvfront_reply(struct kvfront_req *req, const struct store_result *res)
+{
+	uint8_t	*reply;
+	size_t	 len;
+
+	if ((reply = kvfront_encode(res, &len)) == NULL) {
+		/* What the operation did is done: not a definite failure. */
+		kvfront_fail(req, GRPC_UNKNOWN, "out of memory encoding the "
+		    "reply");
+		return;
+	}
+	grpc_call_reply(req->call, reply, len);	/* dropped if dead */
+	free(reply);
+	kvfront_req_done(req);
+}
+
+void
+kvfront_fail(struct kvfront_req *req, enum grpc_status status,
+    const char *msg)
+{
+	grpc_call_error(req->call, status, msg);
+	kvfront_req_done(req);
+}
+
+void
+kvfront_relay(struct kvfront_req *req, const uint8_t *reply, size_t len)
+{
+	grpc_call_reply(req->call, reply, len);
+	kvfront_req_done(req);
+}
+
+const char *
+kvfront_req_path(const struct kvfront_req *req)
+{
+	return kvfront_ops[req->op.type].path;
+}
+
+uint8_t *
+kvfront_req_pack(const struct kvfront_req *req, size_t *len)
+{
+	uint8_t	*buf;
+
+	*len = protobuf_c_message_get_packed_size(req->msg);
+	if ((buf = malloc(*len + 1)) == NULL)
+		return NULL;
+	protobuf_c_message_pack(req->msg, buf);
+	return buf;
+}
+
+/* Requests. */
+
+/* The field name of a message, or NULL if it has none such. */
+static void *
+kvfront_field(void *msg, const char *name)
+{
+	const ProtobufCMessageDescriptor	*d;
+	const ProtobufCFieldDescriptor		*f;
+
+	d = ((ProtobufCMessage *)msg)->descriptor;
+	if ((f = protobuf_c_message_descriptor_get_field_by_name(d,
+	    name)) == NULL)
+		return NULL;
+	return (char *)msg + f->offset;
+}
+
+/*
+ * The five requests differ only in which of key, timestamp, data and
+ * version they carry, under the same names: read them through the
+ * descriptors.
+ */
+static int
+kvfront_decode(struct kvfront_req *req, enum store_op_type type,
+    const uint8_t *buf, size_t len)
+{
+	ProtobufCBinaryData	*b;
+	int64_t			*i;
+
+	req->op.type = type;
+	req->msg = protobuf_c_message_unpack(kvfront_ops[type].desc, NULL,
+	    len, buf);
+	if (req->msg == NULL)
+		return -1;
+	if ((b = kvfront_field(req->msg, "key")) != NULL) {
+		req->op.key = b->data;
+		req->op.keylen = b->len;
+	}
+	if ((b = kvfront_field(req->msg, "data")) != NULL) {
+		req->op.data = b->data;
+		req->op.datalen = b->len;
+	}
+	if ((i = kvfront_field(req->msg, "timestamp")) != NULL)
+		req->op.timestamp = *i;
+	if ((i = kvfront_field(req->msg, "version")) != NULL)
+		req->op.version = *i;
+	return 0;
+}
+
+/* A decimal u64 of metadata; 0 (no session) if absent or malformed. */
+static uint64_t
+kvfront_md_u64(const char *s)
+{
+	uint64_t	v = 0;
+
+	if (s == NULL || *s == '\0')
+		return 0;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+			return 0;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	return v;
+}
+
+static void
+kvfront_handle(struct kvfront *f, struct grpc_call *call,
+    enum store_op_type type, const uint8_t *buf, size_t len)
+{
+	struct kvfront_req	*req;
+	size_t			 off, klen;
+	char			 msg[128];
+
+	if ((req = calloc(1, sizeof *req)) == NULL) {
+		grpc_call_error(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	req->call = call;
+	if (kvfront_decode(req, type, buf, len) == -1) {
+		snprintf(msg, sizeof msg, "malformed %s",
+		    kvfront_ops[type].what);
+		kvfront_fail(req, GRPC_INVALID_ARGUMENT, msg);
+		return;
+	}
+	klen = store_key_canon(req->op.key, req->op.keylen, &off);
+	if (klen > (size_t)f->max_key) {
+		snprintf(msg, sizeof msg, "key of %zu bytes is over the limit "
+		    "of %d", klen, f->max_key);
+		kvfront_fail(req, GRPC_INVALID_ARGUMENT, msg);
+		return;
+	}
+	if (store_op_mutates(type) && store_op_encode(&req->op, NULL, 0) ==
+	    0) {
+		kvfront_fail(req, GRPC_INVALID_ARGUMENT,
+		    "key or data over the store's limits");
+		return;
+	}
+	req->client_id = kvfront_md_u64(grpc_call_metadata(call, 0));
+	req->seq = kvfront_md_u64(grpc_call_metadata(call, 1));
+	if (req->client_id != 0 && req->seq == 0) {
+		kvfront_fail(req, GRPC_INVALID_ARGUMENT, KVFRONT_MD_CLIENT
+		    " needs a " KVFRONT_MD_SEQ " from 1");
+		return;
+	}
+	req->forwarded = grpc_call_metadata(call, 2) != NULL;
+	f->fn(f->arg, req);
+}
+
+#define KVFRONT_METHOD(name, type)					\
+static void								\
+kvfront_##name(struct grpc_call *call, const uint8_t *req, size_t len,	\
+    void *arg)								\
+{									\
+	kvfront_handle(arg, call, type, req, len);			\
+}
+KVFRONT_METHOD(set, STORE_OP_SET)
+KVFRONT_METHOD(get, STORE_OP_GET)
+KVFRONT_METHOD(del, STORE_OP_DEL)
+KVFRONT_METHOD(delversion, STORE_OP_DELVERSION)
+KVFRONT_METHOD(testandset, STORE_OP_TESTANDSET)
+#undef KVFRONT_METHOD
+
+/* Start-up. */
+
+/* mkdir -p, owner only. */
+static int
+kvfront_mkdirs(const char *dir)
+{
+	char	*p, *s = xstrdup(dir);
+
+	for (p = s + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(s, 0700) == -1 && errno != EEXIST) {
+			free(s);
+			return -1;
+		}
+		*p = '/';
+	}
+	free(s);
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* A server-wide budget must hold one message and its prefix, or calls
+ * that large could never be served. */
+static void
+kvfront_check_memory_flag(struct dsd *d, const char *name)
+{
+	if (flags_int(d, name) < flags_int(d, "max-message") + 5)
+		fatalx("--%s (%lld) must hold one message of --max-message "
+		    "(%lld) and its 5-byte prefix", name, flags_int(d, name),
+		    flags_int(d, "max-message"));
+}
+
+struct kvfront *
+kvfront_new(struct dsd *d, kvfront_request_fn fn, void *arg)
+{
+	struct kvfront		*f;
+	char			*lock;
+
+	kvfront_check_memory_flag(d, "max-request-memory");
+	kvfront_check_memory_flag(d, "max-reply-memory");
+
+	f = xcalloc(1, sizeof *f);
+	f->d = d;
+	f->fn = fn;
+	f->arg = arg;
+	f->dir = xstrdup(flags_str(d, "data-dir"));
+	f->max_key = (int)flags_int(d, "max-key-bytes");
+	f->grace_ms = (int)flags_int(d, "shutdown-grace");
+
+	if (kvfront_mkdirs(f->dir) == -1)
+		fatal("cannot create data directory %s", f->dir);
+	/* Two servers on one directory would interleave their logs. */
+	xasprintf(&lock, "%s/LOCK", f->dir);
+	if ((f->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		fatal("%s", lock);
+	if (flock(f->lockfd, LOCK_EX | LOCK_NB) == -1)
+		fatal("%s is in use by another dsd", f->dir);
+	free(lock);
+	return f;
+}
+
+void
+kvfront_listen(struct kvfront *f, const char *listen)
+{
+	struct dsd		*d = f->d;
+	struct grpc_config	 gc;
+	size_t			 held;
+
+	grpc_config_defaults(&gc);
+	gc.h2.listen = listen;
+	gc.h2.max_streams = (uint32_t)flags_int(d, "max-streams");
+	gc.h2.max_conns = (int)flags_int(d, "max-connections");
+	gc.max_recv_message = (size_t)flags_int(d, "max-message");
+	gc.max_send_message = (size_t)flags_int(d, "max-message");
+	gc.metadata = kvfront_metadata;
+	if (gc.h2.max_body < gc.max_recv_message + 5)
+		gc.h2.max_body = gc.max_recv_message + 5;
+	/* Replies a peer's flow control holds back, per connection: room for
+	 * four of the largest (64 MiB unless --max-message is 16 MiB or
+	 * more), where without a budget --max-streams of them could pile up,
+	 * 1 GiB with the defaults. */
+	held = gc.max_send_message > SIZE_MAX / 4 - 5 ? SIZE_MAX :
+	    4 * (gc.max_send_message + 5);
+	if (gc.h2.max_held < held)
+		gc.h2.max_held = held;
+	gc.h2.max_held_total = (size_t)flags_int(d, "max-reply-memory");
+	if (gc.h2.max_held > gc.h2.max_held_total)
+		gc.h2.max_held = gc.h2.max_held_total;
+	/* Request messages still arriving: the same per connection (h2's
+	 * default is 64 MiB too), so that one client cannot take all of
+	 * --max-request-memory from the rest, but never more than that. */
+	if (gc.h2.max_pending < held)
+		gc.h2.max_pending = held;
+	gc.h2.max_pending_total = (size_t)flags_int(d, "max-request-memory");
+	if (gc.h2.max_pending > gc.h2.max_pending_total)
+		gc.h2.max_pending = gc.h2.max_pending_total;
+	if ((f->srv = grpc_server_new(d->base, &gc)) == NULL)
+		fatalx("cannot serve on %s", listen);
+
+	f->methods[0] = (struct grpc_method){ kvfront_ops[STORE_OP_SET].path,
+	    kvfront_set, f };
+	f->methods[1] = (struct grpc_method){ kvfront_ops[STORE_OP_GET].path,
+	    kvfront_get, f };
+	f->methods[2] = (struct grpc_method){ kvfront_ops[STORE_OP_DEL].path,
+	    kvfront_del, f };
+	f->methods[3] = (struct grpc_method){
+	    kvfront_ops[STORE_OP_DELVERSION].path, kvfront_delversion, f };
+	f->methods[4] = (struct grpc_method){
+	    kvfront_ops[STORE_OP_TESTANDSET].path, kvfront_testandset, f };
+	f->methods[5] = (struct grpc_method){ NULL, NULL, NULL };
+	if (grpc_server_register(f->srv, f->methods) == -1)
+		fatalx("cannot register the KV methods");
+}
+
+int
+kvfront_register(struct kvfront *f, const struct grpc_method *table)
+{
+	return grpc_server_register(f->srv, table);
+}
+
+struct grpc_server *
+kvfront_server(struct kvfront *f)
+{
+	return f->srv;
+}
+
+const char *
+kvfront_datadir(const struct kvfront *f)
+{
+	return f->dir;
+}
+
+int
+kvfront_max_key(const struct kvfront *f)
+{
+	return f->max_key;
+}
+
+int
+kvfront_grace_ms(const struct kvfront *f)
+{
+	return f->grace_ms;
+}
+
+void
+kvfront_shutdown(struct kvfront *f, int grace_ms, void (*done)(void *),
+    void *arg)
+{
+	if (f->srv == NULL) {
+		done(arg);
+		return;
+	}
+	grpc_server_shutdown(f->srv, grace_ms, done, arg);
+}
+
+void
+kvfront_free(struct kvfront *f)
+{
+	if (f == NULL)
+		return;
+	if (f->srv != NULL)
+		grpc_server_free(f->srv);
+	close(f->lockfd);
+	free(f->dir);
+	free(f);
+}
