@@ -57,10 +57,10 @@ struct kvc_call {
 	int64_t			 start;
 	int			 attempts;
 	struct kvc_conn		*kc;		/* of the attempt in flight */
+	size_t			 addr;		/* of the last attempt */
 	/* The last failure, reported if no attempt succeeds. */
 	int			 status;
 	char			*message;
-	size_t			 addr;
 	int			 conn_failed, never_up;
 	LIST_ENTRY(kvc_call)	 entry;
 };
@@ -524,6 +524,7 @@ kvc_attempt(struct kvc_call *call)
 			return;
 		}
 		call->kc = kc;
+		call->addr = kc->addr;
 		if (grpcc_call_md(kc->conn, call->path, call->req, call->len,
 		    pool->cfg.timeout_ms, md, nmd, kvc_on_done, call) == 0)
 			return;
