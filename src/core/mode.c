@@ -15,6 +15,7 @@ extern const struct mode mode_counter;
 extern const struct mode mode_kafka;
 extern const struct mode mode_txn;
 extern const struct mode mode_kvdb;
+extern const struct mode mode_kvdb_replicated;
 
 const struct mode *const modes[] = {
 	&mode_echo,
@@ -24,6 +25,7 @@ const struct mode *const modes[] = {
 	&mode_kafka,
 	&mode_txn,
 	&mode_kvdb,
+	&mode_kvdb_replicated,
 	NULL
 };
 

@@ -132,23 +132,28 @@ kvfront_reply(struct kvfront_req *req, const struct store_result *res)
 		    "reply");
 		return;
 	}
-	grpc_call_reply(req->call, reply, len);	/* dropped if dead */
+	kvfront_relay(req, reply, len);
 	free(reply);
-	kvfront_req_done(req);
 }
 
 void
 kvfront_fail(struct kvfront_req *req, enum grpc_status status,
     const char *msg)
 {
-	grpc_call_error(req->call, status, msg);
+	if (req->call != NULL)
+		grpc_call_error(req->call, status, msg);
+	else
+		req->done(req->done_arg, status, msg, NULL, 0);
 	kvfront_req_done(req);
 }
 
 void
 kvfront_relay(struct kvfront_req *req, const uint8_t *reply, size_t len)
 {
-	grpc_call_reply(req->call, reply, len);
+	if (req->call != NULL)
+		grpc_call_reply(req->call, reply, len);	/* dropped if dead */
+	else
+		req->done(req->done_arg, GRPC_OK, NULL, reply, len);
 	kvfront_req_done(req);
 }
 
@@ -234,45 +239,95 @@ kvfront_md_u64(const char *s)
 	return v;
 }
 
-static void
-kvfront_handle(struct kvfront *f, struct grpc_call *call,
-    enum store_op_type type, const uint8_t *buf, size_t len)
+/* Decode and check a request; NULL after failing it, as kvfront_fail(). */
+static struct kvfront_req *
+kvfront_decode_req(struct kvfront *f, struct grpc_call *call,
+    kvfront_done_fn done, void *arg, enum store_op_type type,
+    const uint8_t *buf, size_t len)
 {
 	struct kvfront_req	*req;
 	size_t			 off, klen;
 	char			 msg[128];
 
 	if ((req = calloc(1, sizeof *req)) == NULL) {
-		grpc_call_error(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
-		return;
+		if (call != NULL)
+			grpc_call_error(call, GRPC_RESOURCE_EXHAUSTED,
+			    "out of memory");
+		else
+			done(arg, GRPC_RESOURCE_EXHAUSTED, "out of memory",
+			    NULL, 0);
+		return NULL;
 	}
 	req->call = call;
+	req->done = done;
+	req->done_arg = arg;
 	if (kvfront_decode(req, type, buf, len) == -1) {
 		snprintf(msg, sizeof msg, "malformed %s",
 		    kvfront_ops[type].what);
 		kvfront_fail(req, GRPC_INVALID_ARGUMENT, msg);
-		return;
+		return NULL;
 	}
 	klen = store_key_canon(req->op.key, req->op.keylen, &off);
 	if (klen > (size_t)f->max_key) {
 		snprintf(msg, sizeof msg, "key of %zu bytes is over the limit "
 		    "of %d", klen, f->max_key);
 		kvfront_fail(req, GRPC_INVALID_ARGUMENT, msg);
-		return;
+		return NULL;
 	}
 	if (store_op_mutates(type) && store_op_encode(&req->op, NULL, 0) ==
 	    0) {
 		kvfront_fail(req, GRPC_INVALID_ARGUMENT,
 		    "key or data over the store's limits");
-		return;
+		return NULL;
 	}
-	req->client_id = kvfront_md_u64(grpc_call_metadata(call, 0));
-	req->seq = kvfront_md_u64(grpc_call_metadata(call, 1));
-	if (req->client_id != 0 && req->seq == 0) {
+	return req;
+}
+
+/* Check a session's numbers; -1 after failing the request. */
+static int
+kvfront_session(struct kvfront_req *req, uint64_t client, uint64_t seq)
+{
+	req->client_id = client;
+	req->seq = seq;
+	if (client != 0 && seq == 0) {
 		kvfront_fail(req, GRPC_INVALID_ARGUMENT, KVFRONT_MD_CLIENT
 		    " needs a " KVFRONT_MD_SEQ " from 1");
-		return;
+		return -1;
 	}
+	return 0;
+}
+
+struct kvfront_req *
+kvfront_req_new(struct kvfront *f, unsigned type, const uint8_t *buf,
+    size_t len, uint64_t client, uint64_t seq, kvfront_done_fn done,
+    void *arg)
+{
+	struct kvfront_req	*req;
+
+	if (type < STORE_OP_SET || type > STORE_OP_TESTANDSET) {
+		done(arg, GRPC_INVALID_ARGUMENT, "unknown operation", NULL, 0);
+		return NULL;
+	}
+	if ((req = kvfront_decode_req(f, NULL, done, arg, type, buf,
+	    len)) == NULL || kvfront_session(req, client, seq) == -1)
+		return NULL;
+	req->forwarded = 1;
+	return req;
+}
+
+static void
+kvfront_handle(struct kvfront *f, struct grpc_call *call,
+    enum store_op_type type, const uint8_t *buf, size_t len)
+{
+	struct kvfront_req	*req;
+
+	if ((req = kvfront_decode_req(f, call, NULL, NULL, type, buf,
+	    len)) == NULL)
+		return;
+	if (kvfront_session(req,
+	    kvfront_md_u64(grpc_call_metadata(call, 0)),
+	    kvfront_md_u64(grpc_call_metadata(call, 1))) == -1)
+		return;
 	req->forwarded = grpc_call_metadata(call, 2) != NULL;
 	f->fn(f->arg, req);
 }

@@ -42,8 +42,15 @@ extern const struct flag_group *const kvfront_flag_groups[];
 #define KVFRONT_MD_SEQ		"dsd-seq"
 #define KVFRONT_MD_FORWARDED	"dsd-forwarded"
 
+/* How a request that came from elsewhere than a gRPC call ends: a status,
+ * and the Reply message (status 0) or a message (NULL if none). */
+typedef void	(*kvfront_done_fn)(void *arg, enum grpc_status,
+		    const char *msg, const uint8_t *reply, size_t len);
+
 struct kvfront_req {
-	struct grpc_call	*call;		/* the mode's to answer */
+	struct grpc_call	*call;		/* the mode's to answer, or NULL */
+	kvfront_done_fn		 done;		/* without a call */
+	void			*done_arg;
 	struct store_op		 op;		/* points into msg */
 	uint64_t		 client_id;	/* 0: no session */
 	uint64_t		 seq;
@@ -66,6 +73,17 @@ typedef void	(*kvfront_request_fn)(void *arg, struct kvfront_req *);
  */
 struct kvfront	*kvfront_new(struct dsd *, kvfront_request_fn, void *arg);
 void		 kvfront_listen(struct kvfront *, const char *listen);
+/*
+ * A request that came from elsewhere than a gRPC call (a replica passed
+ * it on in a batch): the operation type and the KV request message, with
+ * its session.  It is decoded and checked as a call's is, and its ends
+ * (kvfront_reply(), _fail(), _relay()) call done instead of answering a
+ * call.  Returns it, or NULL after calling done with the reason (a
+ * malformed message, a key over the limit, no memory).
+ */
+struct kvfront_req *kvfront_req_new(struct kvfront *, unsigned type,
+		    const uint8_t *buf, size_t len, uint64_t client_id,
+		    uint64_t seq, kvfront_done_fn, void *arg);
 /* Add more methods on the same port (the admin service). */
 int		 kvfront_register(struct kvfront *, const struct grpc_method *);
 struct grpc_server *kvfront_server(struct kvfront *);

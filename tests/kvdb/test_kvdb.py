@@ -27,145 +27,14 @@ import time
 
 import grpc
 
+from kvclient import (Client, check, f_bytes, free_port, parse, results,
+                      test_semantics, SUCCESS)
+
 DSD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "dsd"))
-results = []
-
-SUCCESS, ERROR, ERROR_NE, ERROR_WV = 0, 1, 2, 3
-
-
-def check(name, cond, detail=""):
-    results.append(bool(cond))
-    print(("ok - " if cond else "not ok - ") + name +
-          ("" if cond or not detail else " (" + str(detail)[:400] + ")"),
-          flush=True)
-
-
-# -- protobuf by hand: the messages are five fields wide -------------------
-
-def varint(n):
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def f_bytes(field, b):
-    return varint(field << 3 | 2) + varint(len(b)) + b
-
-
-def f_int(field, n):
-    return varint(field << 3) + varint(n)
-
-
-def read_varint(buf, i):
-    shift = n = 0
-    while True:
-        b = buf[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return n, i
-
-
-def parse(buf):
-    """Decode a message into {field: value}; ints as signed 64-bit."""
-    out, i = {}, 0
-    while i < len(buf):
-        key, i = read_varint(buf, i)
-        field, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = read_varint(buf, i)
-            if v >= 1 << 63:
-                v -= 1 << 64
-        elif wt == 2:
-            ln, i = read_varint(buf, i)
-            v = bytes(buf[i:i + ln])
-            i += ln
-        else:
-            raise ValueError("unexpected wire type %d" % wt)
-        out[field] = v
-    return out
-
-
-def key_bytes(n):
-    """Java BigInteger.toByteArray(): minimal two's complement."""
-    length = 1
-    while True:
-        try:
-            return n.to_bytes(length, "big", signed=True)
-        except OverflowError:
-            length += 1
-
-
-class Reply:
-    def __init__(self, raw):
-        m = parse(raw)
-        self.status = m.get(1, 0)
-        self.value = None
-        if 2 in m:
-            v = parse(m[2])
-            self.value = (v.get(1, 0), v.get(2, 0), v.get(3, b""))
-
-    def __repr__(self):
-        return "Reply(%d, %r)" % (self.status, self.value)
-
-
-class Client:
-    def __init__(self, addr):
-        self.ch = grpc.insecure_channel(addr)
-        grpc.channel_ready_future(self.ch).result(timeout=10)
-        self.m = {n: self.ch.unary_unary("/dsd.kvdb.v1.KV/" + n,
-                                         request_serializer=None,
-                                         response_deserializer=None)
-                  for n in ("Set", "Get", "Del", "DelVersion",
-                            "TestAndSet")}
-
-    def raw(self, method, body, timeout=10):
-        return self.m[method](body, timeout=timeout)
-
-    def set(self, k, ts, data):
-        kb = k if isinstance(k, bytes) else key_bytes(k)
-        return Reply(self.raw("Set", f_bytes(1, kb) + f_int(2, ts) +
-                              f_bytes(3, data)))
-
-    def get(self, k):
-        kb = k if isinstance(k, bytes) else key_bytes(k)
-        return Reply(self.raw("Get", f_bytes(1, kb)))
-
-    def delete(self, k):
-        kb = k if isinstance(k, bytes) else key_bytes(k)
-        return Reply(self.raw("Del", f_bytes(1, kb)))
-
-    def delv(self, k, ver):
-        kb = k if isinstance(k, bytes) else key_bytes(k)
-        return Reply(self.raw("DelVersion", f_bytes(1, kb) + f_int(2, ver)))
-
-    def tas(self, k, ts, data, ver):
-        kb = k if isinstance(k, bytes) else key_bytes(k)
-        return Reply(self.raw("TestAndSet", f_bytes(1, kb) + f_int(2, ts) +
-                              f_bytes(3, data) + f_int(4, ver)))
-
-    def close(self):
-        self.ch.close()
 
 
 # -- servers ------------------------------------------------------------------
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 class Server:
     def __init__(self, datadir=None, args=()):
@@ -216,55 +85,6 @@ class Server:
 
 
 # -- the checks ---------------------------------------------------------------
-
-def test_semantics(c):
-    k = 1000
-    r = c.set(k, 11, b"a")
-    check("set on an absent key: SUCCESS, no value",
-          r.status == SUCCESS and r.value is None, r)
-    r = c.set(k, 12, b"b")
-    check("set on a present key: ERROR with the current value, unchanged",
-          r.status == ERROR and r.value == (1, 11, b"a"), r)
-    r = c.get(k)
-    check("get: SUCCESS with (1, ts, data)",
-          r.status == SUCCESS and r.value == (1, 11, b"a"), r)
-    r = c.get(k + 1)
-    check("get of an absent key: ERROR, no value",
-          r.status == ERROR and r.value is None, r)
-    r = c.tas(k, 13, b"c", 7)
-    check("testAndSet with a wrong version: ERROR_WV with the current value",
-          r.status == ERROR_WV and r.value == (1, 11, b"a"), r)
-    r = c.tas(k + 1, 13, b"c", 1)
-    check("testAndSet of an absent key: ERROR_NE, no value",
-          r.status == ERROR_NE and r.value is None, r)
-    r = c.tas(k, 14, b"d", 1)
-    check("testAndSet with the version: SUCCESS with the previous value",
-          r.status == SUCCESS and r.value == (1, 11, b"a"), r)
-    r = c.get(k)
-    check("testAndSet stored (version+1, ts, data)",
-          r.value == (2, 14, b"d"), r)
-    r = c.delv(k, 1)
-    check("delVersion with a wrong version: ERROR_WV with the current value",
-          r.status == ERROR_WV and r.value == (2, 14, b"d"), r)
-    r = c.delv(k + 1, 1)
-    check("delVersion of an absent key: ERROR_NE, no value",
-          r.status == ERROR_NE and r.value is None, r)
-    r = c.delv(k, 2)
-    check("delVersion with the version: SUCCESS with the removed value",
-          r.status == SUCCESS and r.value == (2, 14, b"d"), r)
-    check("delVersion removed the key", c.get(k).status == ERROR)
-    c.set(k, 15, b"")
-    r = c.delete(k)
-    check("del: SUCCESS with the removed value (empty data kept as empty)",
-          r.status == SUCCESS and r.value == (1, 15, b""), r)
-    r = c.delete(k)
-    check("del of an absent key: ERROR, no value",
-          r.status == ERROR and r.value is None, r)
-    r = c.set(k, -5, bytes(range(256)) * 100)
-    r2 = c.get(k)
-    check("negative timestamps and binary data round-trip",
-          r2.value == (1, -5, bytes(range(256)) * 100), r2)
-
 
 def test_keys(c):
     c.set(b"\x05", 1, b"five")

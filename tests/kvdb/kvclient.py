@@ -1,0 +1,261 @@
+"""What the kvdb tests share: a kvdb client over Debian's python3-grpcio
+with the messages of src/kv/kvdb.proto and src/kv/admin.proto encoded by
+hand (they are a few fields wide), the check() that prints "ok - ..." lines,
+and the semantics battery every key-value mode must pass.
+"""
+import os
+import socket
+
+import grpc
+
+results = []
+
+SUCCESS, ERROR, ERROR_NE, ERROR_WV = 0, 1, 2, 3
+
+
+def check(name, cond, detail=""):
+    results.append(bool(cond))
+    print(("ok - " if cond else "not ok - ") + name +
+          ("" if cond or not detail else " (" + str(detail)[:400] + ")"),
+          flush=True)
+
+
+# -- protobuf by hand: the messages are five fields wide -------------------
+
+def varint(n):
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def f_bytes(field, b):
+    return varint(field << 3 | 2) + varint(len(b)) + b
+
+
+def f_int(field, n):
+    return varint(field << 3) + varint(n)
+
+
+def read_varint(buf, i):
+    shift = n = 0
+    while True:
+        b = buf[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, i
+
+
+def parse(buf):
+    """Decode a message into {field: value}; ints as signed 64-bit."""
+    out, i = {}, 0
+    while i < len(buf):
+        key, i = read_varint(buf, i)
+        field, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = read_varint(buf, i)
+            if v >= 1 << 63:
+                v -= 1 << 64
+        elif wt == 2:
+            ln, i = read_varint(buf, i)
+            v = bytes(buf[i:i + ln])
+            i += ln
+        else:
+            raise ValueError("unexpected wire type %d" % wt)
+        out[field] = v
+    return out
+
+
+def key_bytes(n):
+    """Java BigInteger.toByteArray(): minimal two's complement."""
+    length = 1
+    while True:
+        try:
+            return n.to_bytes(length, "big", signed=True)
+        except OverflowError:
+            length += 1
+
+
+class Reply:
+    def __init__(self, raw):
+        m = parse(raw)
+        self.status = m.get(1, 0)
+        self.value = None
+        if 2 in m:
+            v = parse(m[2])
+            self.value = (v.get(1, 0), v.get(2, 0), v.get(3, b""))
+
+    def __repr__(self):
+        return "Reply(%d, %r)" % (self.status, self.value)
+
+
+class Client:
+    """A kvdb client.  With session=True every call carries dsd-client-id
+    and dsd-seq (a new seq per call unless seq= is given)."""
+
+    def __init__(self, addr, session=False, client_id=None, timeout=10):
+        self.addr = addr
+        self.ch = grpc.insecure_channel(addr)
+        grpc.channel_ready_future(self.ch).result(timeout=timeout)
+        self.m = {n: self.ch.unary_unary("/dsd.kvdb.v1.KV/" + n,
+                                         request_serializer=None,
+                                         response_deserializer=None)
+                  for n in ("Set", "Get", "Del", "DelVersion",
+                            "TestAndSet")}
+        self.a = {n: self.ch.unary_unary("/dsd.kvdb.v1.Admin/" + n,
+                                         request_serializer=None,
+                                         response_deserializer=None)
+                  for n in ("Status", "MemberList", "MemberAdd",
+                            "MemberRemove")}
+        self.session = session
+        self.client_id = client_id or (int.from_bytes(
+            os.urandom(8), "big") >> 1) or 1
+        self.seq = 0
+        self.next_seq = None
+
+    def raw(self, method, body, timeout=10):
+        md = None
+        if self.session:
+            if self.next_seq is not None:
+                seq, self.next_seq = self.next_seq, None
+            else:
+                self.seq += 1
+                seq = self.seq
+            md = (("dsd-client-id", str(self.client_id)),
+                  ("dsd-seq", str(seq)))
+        return self.m[method](body, timeout=timeout, metadata=md)
+
+    # -- the admin service (kvdb-replicated) --------------------------------
+
+    def status(self, digest=False, timeout=10):
+        m = parse(self.a["Status"](f_int(1, 1) if digest else b"",
+                                   timeout=timeout))
+        names = {1: "id", 2: "state", 3: "leader_id", 4: "term",
+                 5: "commit_index", 6: "applied_index", 7: "last_index",
+                 8: "keys", 9: "sessions", 10: "has_digest", 11: "digest",
+                 12: "raft_address", 13: "client_address"}
+        out = {n: 0 for n in names.values()}
+        for f, v in m.items():
+            if f in names:
+                out[names[f]] = v.decode() if isinstance(v, bytes) else v
+        out["digest"] &= (1 << 64) - 1
+        return out
+
+    def members(self, method="MemberList", body=b"", timeout=10):
+        """[(id, raft_address, client_address, role)], leader_id"""
+        raw = self.a[method](body, timeout=timeout)
+        out, leader, i = [], 0, 0
+        while i < len(raw):
+            key, i = read_varint(raw, i)
+            if key == (1 << 3 | 2):
+                ln, i = read_varint(raw, i)
+                mm = parse(raw[i:i + ln])
+                i += ln
+                out.append((mm.get(1, 0), mm.get(2, b"").decode(),
+                            mm.get(3, b"").decode(), mm.get(4, 0)))
+            elif key == (2 << 3):
+                leader, i = read_varint(raw, i)
+            else:
+                raise ValueError("unexpected field in MemberListReply")
+        return sorted(out), leader
+
+    def member_add(self, node_id, raft, client, timeout=30):
+        return self.members("MemberAdd", f_int(1, node_id) +
+                            f_bytes(2, raft.encode()) +
+                            f_bytes(3, client.encode()), timeout)
+
+    def member_remove(self, node_id, timeout=30):
+        return self.members("MemberRemove", f_int(1, node_id), timeout=timeout)
+
+    def set(self, k, ts, data):
+        kb = k if isinstance(k, bytes) else key_bytes(k)
+        return Reply(self.raw("Set", f_bytes(1, kb) + f_int(2, ts) +
+                              f_bytes(3, data)))
+
+    def get(self, k):
+        kb = k if isinstance(k, bytes) else key_bytes(k)
+        return Reply(self.raw("Get", f_bytes(1, kb)))
+
+    def delete(self, k):
+        kb = k if isinstance(k, bytes) else key_bytes(k)
+        return Reply(self.raw("Del", f_bytes(1, kb)))
+
+    def delv(self, k, ver):
+        kb = k if isinstance(k, bytes) else key_bytes(k)
+        return Reply(self.raw("DelVersion", f_bytes(1, kb) + f_int(2, ver)))
+
+    def tas(self, k, ts, data, ver):
+        kb = k if isinstance(k, bytes) else key_bytes(k)
+        return Reply(self.raw("TestAndSet", f_bytes(1, kb) + f_int(2, ts) +
+                              f_bytes(3, data) + f_int(4, ver)))
+
+    def close(self):
+        self.ch.close()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+
+def test_semantics(c, k=1000):
+    """Every result code of every method, on key k and k + 1."""
+    r = c.set(k, 11, b"a")
+    check("set on an absent key: SUCCESS, no value",
+          r.status == SUCCESS and r.value is None, r)
+    r = c.set(k, 12, b"b")
+    check("set on a present key: ERROR with the current value, unchanged",
+          r.status == ERROR and r.value == (1, 11, b"a"), r)
+    r = c.get(k)
+    check("get: SUCCESS with (1, ts, data)",
+          r.status == SUCCESS and r.value == (1, 11, b"a"), r)
+    r = c.get(k + 1)
+    check("get of an absent key: ERROR, no value",
+          r.status == ERROR and r.value is None, r)
+    r = c.tas(k, 13, b"c", 7)
+    check("testAndSet with a wrong version: ERROR_WV with the current value",
+          r.status == ERROR_WV and r.value == (1, 11, b"a"), r)
+    r = c.tas(k + 1, 13, b"c", 1)
+    check("testAndSet of an absent key: ERROR_NE, no value",
+          r.status == ERROR_NE and r.value is None, r)
+    r = c.tas(k, 14, b"d", 1)
+    check("testAndSet with the version: SUCCESS with the previous value",
+          r.status == SUCCESS and r.value == (1, 11, b"a"), r)
+    r = c.get(k)
+    check("testAndSet stored (version+1, ts, data)",
+          r.value == (2, 14, b"d"), r)
+    r = c.delv(k, 1)
+    check("delVersion with a wrong version: ERROR_WV with the current value",
+          r.status == ERROR_WV and r.value == (2, 14, b"d"), r)
+    r = c.delv(k + 1, 1)
+    check("delVersion of an absent key: ERROR_NE, no value",
+          r.status == ERROR_NE and r.value is None, r)
+    r = c.delv(k, 2)
+    check("delVersion with the version: SUCCESS with the removed value",
+          r.status == SUCCESS and r.value == (2, 14, b"d"), r)
+    check("delVersion removed the key", c.get(k).status == ERROR)
+    c.set(k, 15, b"")
+    r = c.delete(k)
+    check("del: SUCCESS with the removed value (empty data kept as empty)",
+          r.status == SUCCESS and r.value == (1, 15, b""), r)
+    r = c.delete(k)
+    check("del of an absent key: ERROR, no value",
+          r.status == ERROR and r.value is None, r)
+    r = c.set(k, -5, bytes(range(256)) * 100)
+    r2 = c.get(k)
+    check("negative timestamps and binary data round-trip",
+          r2.value == (1, -5, bytes(range(256)) * 100), r2)
+
+
