@@ -375,6 +375,12 @@ expect "member add with id 0: exit 2" 2 "^dsd-cli: bad ID '0'"
 run member add 7 nowhere 127.0.0.1:7379
 expect "member add with a RAFTADDR without a port: exit 2" 2 \
     "^dsd-cli: bad RAFTADDR 'nowhere'"
+run member add 7 localhost:7380 127.0.0.1:7379
+expect "member add with a RAFTADDR that is a name, not IPv4: exit 2" 2 \
+    "^dsd-cli: bad RAFTADDR 'localhost:7380': IPV4:PORT$"
+run member add 7 127.0.0.1:70000 127.0.0.1:7379
+expect "member add with a port past 65535: exit 2" 2 \
+    "^dsd-cli: bad RAFTADDR '127.0.0.1:70000': the port is 1 to 65535$"
 run member frob
 expect "member with an unknown subcommand: usage, exit 2" 2 '^usage: member list$'
 run status --bogus
