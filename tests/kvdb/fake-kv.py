@@ -19,8 +19,9 @@ when it is ready, on SIGUSR2 and on SIGTERM:
   last one again nor the next), stale (a seq below the last), overlap (a
   call for a client id while another seq of it was in progress), retries
   (a seq seen again), dedup_hits (answered from memory), injected_*,
-  max_inflight, recent (the last 20 calls: method, id, seq), admin (calls
-  per method and id).
+  lost_unanswered (calls whose reply was lost, by UNKNOWN or lateness,
+  and whose id and seq no retry has brought back), max_inflight, recent
+  (the last 20 calls: method, id, seq), admin (calls per method and id).
 
 Admin: MemberList answers three members (1 the leader); MemberAdd and
 MemberRemove fail their first call for an id of 1001 with UNKNOWN and for
@@ -134,12 +135,14 @@ class Fake:
         self.s = collections.Counter()
         self.s["max_inflight"] = 0
         self.ids = set()
+        self.lost = set()           # (id, seq) whose reply was lost
         self.recent = collections.deque(maxlen=20)
 
     def stats(self):
         with self.lock:
             d = dict(self.s)
             d["ids"] = len(self.ids)
+            d["lost_unanswered"] = len(self.lost)
             d["recent"] = list(self.recent)
             d["admin"] = dict(self.admin_calls)
             return d
@@ -235,10 +238,14 @@ class Fake:
                 if last is not None and seq == last[0] and \
                         not self.args.no_dedup:
                     self.s["dedup_hits"] += 1
+                    self.lost.discard((cid, seq))
                     return last[1]
                 out = self.apply(method, req)
                 if cid is not None:
                     self.sessions[cid] = (seq, out)
+            if fault < rate and cid is not None:
+                with self.lock:
+                    self.lost.add((cid, seq))
             if fault < 2 * rate / 3:
                 with self.lock:
                     self.s["injected_unknown"] += 1
