@@ -1,6 +1,8 @@
 /*
  * Figures for the kvdb storage engine (issue 3), printed, not checked:
- * memory per key, snapshot and recovery times, durable appends per second.
+ * memory per key, snapshot and recovery times, durable appends per second,
+ * and for kvdb-replicated's state machine (issue 10): its memory per key
+ * and how long a snapshot pauses the loop.
  * Built by "make bench/store-bench"; no test runs it.
  *
  *	bench/store-bench [-d dir] [-n keys] [-t seconds]
@@ -30,12 +32,23 @@
 #include <event2/event.h>
 
 #include "core/log.h"
+#include "kv/rsm.h"
 #include "kv/snap.h"
 #include "kv/store.h"
 #include "kv/wal.h"
 
 #define KEYLEN	8
 #define DATALEN	16
+
+/* This thread's CPU time: a pause that the scheduler did not stretch. */
+static double
+cpu(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static double
 now(void)
@@ -605,6 +618,110 @@ bench_raw_fsync(const char *parent, double secs)
 	free(dir);
 }
 
+/*
+ * kvdb-replicated's state machine: the same keys applied as Raft entries
+ * (batches of 500), the memory that costs, and a snapshot: the freeze is
+ * what the event loop pauses for, the encoding runs on a libuv worker
+ * while the loop goes on (here it applies another 100k operations
+ * meanwhile), the thaw is on the loop again.
+ */
+static void
+bench_rsm(uint64_t nkeys)
+{
+	struct rsm		*m;
+	struct rsm_batch	 b;
+	struct rsm_origin	 o;
+	struct rsm_frozen	*f = NULL;
+	struct store_op		 op;
+	uint8_t			 key[KEYLEN], data[DATALEN], *e, *snap;
+	size_t			 len, slen, want;
+	long			 rss0, rss1;
+	double			 t0, c0, cf = 0, tf = 0, te, tt, tr;
+	uint64_t		 i;
+	char			 err[256];
+
+	memset(&b, 0, sizeof b);
+	memset(&o, 0, sizeof o);
+	malloc_trim(0);
+	rss0 = rss();
+	if ((m = rsm_new()) == NULL)
+		fatalx("rsm_new");
+	for (i = 0; i < nkeys + 100000; i++) {
+		if (i % 500 == 0) {
+			o.batch++;
+			if (rsm_batch_begin(&b, &o) == -1)
+				fatalx("rsm_batch_begin");
+		}
+		if (i == nkeys) {
+			/* All loaded: measure, freeze, then go on. */
+			rss1 = rss();
+			printf("rsm: %" PRIu64 " keys (%d-byte keys, %d-byte "
+			    "values) applied as entries: %.1f MiB RSS, %.1f "
+			    "bytes per key\n", nkeys, KEYLEN, DATALEN,
+			    (double)(rss1 - rss0) / (1 << 20),
+			    (double)(rss1 - rss0) / (double)nkeys);
+			t0 = now();
+			c0 = cpu();
+			if ((f = rsm_freeze(m)) == NULL)
+				fatalx("rsm_freeze");
+			tf = now() - t0;
+			cf = cpu() - c0;
+		}
+		mkop(&op, i < nkeys ? STORE_OP_SET : STORE_OP_TESTANDSET, key,
+		    data, i < nkeys ? i : i - nkeys, 1);
+		if (rsm_batch_add(&b, 0, 0, &op) == -1)
+			fatalx("rsm_batch_add");
+		if (i % 500 == 499 || i + 1 == nkeys + 100000) {
+			if ((e = rsm_batch_end(&b, &len)) == NULL ||
+			    rsm_apply(m, e, len, NULL, NULL) == -1)
+				fatalx("rsm_apply");
+			free(e);
+			/* As the Raft glue does on a libuv worker. */
+			if ((want = rsm_spare_wanted(m)) != 0)
+				rsm_spare_adopt(m, rsm_spare_make(want), want);
+		}
+	}
+	t0 = now();
+	if ((snap = rsm_frozen_encode(f, &slen)) == NULL)
+		fatalx("rsm_frozen_encode");
+	te = now() - t0;
+	t0 = now();
+	rsm_thaw(m, f);
+	tt = now() - t0;
+	printf("rsm: first snapshot of %" PRIu64 " keys: loop paused %.2f ms "
+	    "to freeze (%.2f ms of CPU) and %.2f ms to thaw; %.1f MiB encoded "
+	    "off the loop in %.0f ms (100k operations applied while frozen)\n",
+	    nkeys, tf * 1e3, cf * 1e3, tt * 1e3, (double)slen / (1 << 20),
+	    te * 1e3);
+	/* The next ones find the array the encoder made ready. */
+	for (i = 0; i < 3; i++) {
+		t0 = now();
+		c0 = cpu();
+		if ((f = rsm_freeze(m)) == NULL)
+			fatalx("rsm_freeze");
+		tf = now() - t0;
+		c0 = cpu() - c0;
+		free(rsm_frozen_encode(f, &len));
+		t0 = now();
+		rsm_thaw(m, f);
+		tt = now() - t0;
+		printf("rsm: next snapshot: loop paused %.2f ms to freeze (%.2f "
+		    "ms of CPU) and %.2f ms to thaw\n", tf * 1e3, c0 * 1e3,
+		    tt * 1e3);
+	}
+	rsm_free(m);
+	if ((m = rsm_new()) == NULL)
+		fatalx("rsm_new");
+	t0 = now();
+	if (rsm_restore(m, snap, slen, err, sizeof err) == -1)
+		fatalx("rsm_restore: %s", err);
+	tr = now() - t0;
+	printf("rsm: restoring that snapshot (a node installing it): %.0f ms\n",
+	    tr * 1e3);
+	rsm_free(m);
+	free(snap);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -638,6 +755,7 @@ main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	bench_store(parent, nkeys);
+	bench_rsm(nkeys);
 	bench_raw_fsync(parent, secs);
 	bench_durable(parent, 0, 1, secs);
 	bench_durable(parent, 1, 1, secs);

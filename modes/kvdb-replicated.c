@@ -1230,7 +1230,8 @@ kvr_member_change(struct kvr *kv, struct grpc_call *call, int type,
 		}
 		if (raft_glue_split(op->address, &ra, &ca) == -1) {
 			kvr_op_fail(op, GRPC_INVALID_ARGUMENT, "addresses must "
-			    "be IPV4:PORT (Raft) and HOST:PORT (client)");
+			    "be IPV4:PORT (Raft: this libraft takes no names) "
+			    "and HOST:PORT (client)");
 			goto out;
 		}
 		free(ra);
@@ -1340,7 +1341,9 @@ kvr_parse_cluster(const char *s, uint64_t self, size_t *np,
 			    item);
 		if (raft_glue_split(eq + 1, &ra, &ca) == -1 || ra == NULL)
 			fatalx("--cluster: member %llu: '%s' is not "
-			    "RAFTADDR/CLIENTADDR", id, eq + 1);
+			    "RAFTADDR/CLIENTADDR, with RAFTADDR an IPv4 address "
+			    "and port (this libraft takes no names)", id,
+			    eq + 1);
 		for (i = 0; i < n; i++) {
 			if (m[i].id == id)
 				fatalx("--cluster: node id %llu is listed "

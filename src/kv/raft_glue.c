@@ -2,12 +2,16 @@
 #include "config.h"
 
 #include <sys/stat.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <raft.h>
@@ -41,7 +45,14 @@ struct raft_glue {
 	int			 closed;
 
 	struct rsm_frozen	*frozen;	/* a snapshot being taken */
+	uint64_t		 frozen_at;	/* when, in uv's ms */
 	int			 failed;	/* out of memory applying */
+
+	/* The next freeze's array, being made on a libuv worker. */
+	uv_work_t		 spare_work;
+	void			*spare;
+	size_t			 spare_cap;
+	int			 spare_busy;
 };
 
 /* A request in flight through libraft. */
@@ -61,6 +72,7 @@ struct glue_req {
 };
 
 static void	glue_run(struct raft_glue *);
+static void	glue_spare_check(struct raft_glue *);
 
 const char *
 raft_glue_version(void)
@@ -68,15 +80,43 @@ raft_glue_version(void)
 	return RAFT_PKG_VERSION;
 }
 
+/* "A.B.C.D:PORT" with a port from 1 to 65535, all of len bytes. */
+static int
+glue_ipv4_port(const char *s, size_t len)
+{
+	struct in_addr	 in;
+	const char	*colon;
+	char		 host[INET_ADDRSTRLEN];
+	unsigned long	 port;
+	char		*end;
+
+	if ((colon = memchr(s, ':', len)) == NULL ||
+	    (size_t)(colon - s) >= sizeof host || colon + 1 == s + len)
+		return -1;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	if (inet_pton(AF_INET, host, &in) != 1)
+		return -1;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (end != s + len || errno != 0 || port == 0 || port > 65535 ||
+	    colon[1] < '0' || colon[1] > '9')
+		return -1;
+	return 0;
+}
+
 int
 raft_glue_split(const char *s, char **raft, char **client)
 {
-	const char	*slash;
+	const char	*slash, *colon;
 
 	*raft = *client = NULL;
-	if ((slash = strchr(s, '/')) == NULL || slash == s ||
-	    slash[1] == '\0' || memchr(s, ':', (size_t)(slash - s)) == NULL ||
-	    strrchr(slash + 1, ':') == NULL)
+	/* The Raft part as libraft 0.15 can use it; the client part
+	 * HOST:PORT or [V6]:PORT. */
+	if ((slash = strchr(s, '/')) == NULL ||
+	    glue_ipv4_port(s, (size_t)(slash - s)) == -1 ||
+	    (colon = strrchr(slash + 1, ':')) == NULL || colon == slash + 1 ||
+	    colon[1] == '\0')
 		return -1;
 	*raft = strndup(s, (size_t)(slash - s));
 	*client = strdup(slash + 1);
@@ -111,6 +151,7 @@ glue_run(struct raft_glue *g)
 	if (g->failed)
 		fatalx("raft: out of memory applying an entry: this replica "
 		    "cannot go on without it");
+	glue_spare_check(g);
 	timeout = uv_backend_timeout(&g->loop);
 	if (timeout >= 0) {
 		tv.tv_sec = timeout / 1000;
@@ -120,6 +161,44 @@ glue_run(struct raft_glue *g)
 		evtimer_del(g->ev_timer);
 	if (g->started && !g->closed && g->cfg.changed != NULL)
 		g->cfg.changed(g->cfg.arg);
+}
+
+/* The next freeze's array, made on a libuv worker (see rsm.h). */
+static void
+glue_spare_make(uv_work_t *w)
+{
+	struct raft_glue	*g = w->data;
+
+	g->spare = rsm_spare_make(g->spare_cap);
+}
+
+static void
+glue_spare_made(uv_work_t *w, int status)
+{
+	struct raft_glue	*g = w->data;
+
+	g->spare_busy = 0;
+	if (status == 0 && !g->closed)
+		rsm_spare_adopt(g->cfg.rsm, g->spare, g->spare_cap);
+	else
+		free(g->spare);
+	g->spare = NULL;
+}
+
+/* The store outgrew the array the next freeze copies into: make one. */
+static void
+glue_spare_check(struct raft_glue *g)
+{
+	size_t	cap;
+
+	if (g->spare_busy || g->closed ||
+	    (cap = rsm_spare_wanted(g->cfg.rsm)) == 0)
+		return;
+	g->spare_cap = cap;
+	g->spare_work.data = g;
+	if (uv_queue_work(&g->loop, &g->spare_work, glue_spare_make,
+	    glue_spare_made) == 0)
+		g->spare_busy = 1;
 }
 
 /* Work was queued with libraft from libevent code: run it this pass. */
@@ -219,13 +298,23 @@ glue_fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
     unsigned *n)
 {
 	struct raft_glue	*g = fsm->data;
+	struct timespec		 t0, t1;
 
 	*bufs = NULL;
 	*n = 0;
 	if (g->frozen != NULL)
 		return RAFT_BUSY;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((g->frozen = rsm_freeze(g->cfg.rsm)) == NULL)
 		return RAFT_NOMEM;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	g->frozen_at = uv_now(&g->loop);
+	/* The loop's pause for a snapshot: the figure to watch. */
+	log_info("raft: snapshot at entry %llu: %zu keys frozen in %.2f ms",
+	    (unsigned long long)raft_last_applied(&g->raft),
+	    store_count(rsm_store(g->cfg.rsm)),
+	    (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	return 0;
 }
 
@@ -259,6 +348,9 @@ glue_fsm_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 	unsigned		 i;
 
 	if (*bufs != NULL) {
+		log_info("raft: snapshot of %zu bytes written, %llu ms after "
+		    "the freeze", (*bufs)[0].len, (unsigned long long)(
+		    uv_now(&g->loop) - g->frozen_at));
 		for (i = 0; i < *n; i++)
 			free((*bufs)[i].base);	/* rsm_frozen_encode's */
 		raft_free(*bufs);

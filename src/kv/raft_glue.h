@@ -89,8 +89,9 @@ struct raft_glue_config {
 };
 
 /* Split "RAFTADDR/CLIENTADDR"; the parts are malloc'ed (both NULL if
- * memory ran out).  -1 if there is no slash, or a part is empty or has no
- * port. */
+ * memory ran out).  -1 if there is no slash, if RAFTADDR is not an IPv4
+ * address and a port from 1 to 65535 (what libraft 0.15 takes), or if
+ * CLIENTADDR is not HOST:PORT or [V6]:PORT. */
 int		 raft_glue_split(const char *, char **raft, char **client);
 
 /* Start-up: open (and on the first start bootstrap) the node and start

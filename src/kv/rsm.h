@@ -113,7 +113,8 @@ int		 rsm_apply(struct rsm *, const uint8_t *entry, size_t len,
  * Snapshots, taken without stalling the loop: rsm_freeze() (on the loop,
  * O(keys) pointer copies) pins the state as of now; rsm_frozen_encode()
  * (any thread; O(bytes)) writes it out as one malloc'ed buffer while the
- * loop applies more entries; rsm_thaw() (on the loop) lets go.  One
+ * loop applies more entries, and makes ready the array the next freeze
+ * copies into; rsm_thaw() (on the loop) lets go.  One
  * frozen state at a time: rsm_freeze() returns NULL if one exists or
  * memory ran out.
  *
@@ -125,7 +126,17 @@ int		 rsm_apply(struct rsm *, const uint8_t *entry, size_t len,
  */
 struct rsm_frozen;
 struct rsm_frozen *rsm_freeze(struct rsm *);
-uint8_t		*rsm_frozen_encode(const struct rsm_frozen *, size_t *len);
+/*
+ * The array a freeze copies into is made ready off the loop, so that the
+ * loop does not take its page faults: after each snapshot by the encoder,
+ * and whenever rsm_spare_wanted() says the store has outgrown it (it
+ * returns the capacity to make, or 0).  rsm_spare_make() runs on any
+ * thread; rsm_spare_adopt() on the loop takes it (or frees it).
+ */
+size_t		 rsm_spare_wanted(const struct rsm *);
+void		*rsm_spare_make(size_t cap);
+void		 rsm_spare_adopt(struct rsm *, void *spare, size_t cap);
+uint8_t		*rsm_frozen_encode(struct rsm_frozen *, size_t *len);
 void		 rsm_thaw(struct rsm *, struct rsm_frozen *);
 /* Replace the state with a snapshot's: 0, or -1 with err set and the
  * state unchanged. */

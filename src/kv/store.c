@@ -8,6 +8,7 @@
  * one-byte tags (0 for an empty slot, else seven bits of the hash) that
  * lets most probes skip a slot without touching its entry.  Deletion
  * shifts later members of a probe run back, so there are no tombstones.
+ * An empty slot's pointer is NULL (store_pin() counts on it).
  */
 #include "config.h"
 
@@ -518,18 +519,24 @@ store_next(const struct store *s, size_t *cursor)
 }
 
 struct store_entry **
-store_pin(struct store *s, size_t *n)
+store_pin(struct store *s, struct store_entry **buf, size_t cap, size_t *n)
 {
-	struct store_entry	**a;
+	struct store_entry	**a = buf;
 	size_t			  i, j = 0;
 
 	if (s->pinned)
 		return NULL;
-	if ((a = reallocarray(NULL, s->count + 1, sizeof *a)) == NULL)
-		return NULL;
+	/* One slot more than the entries: the last store below may land
+	 * past them. */
+	if (a == NULL || cap < s->count + 1) {
+		if ((a = reallocarray(NULL, s->count + 1, sizeof *a)) == NULL)
+			return NULL;
+	}
+	/* Without a branch: empty slots hold NULL, and with the table half
+	 * full a branch on each slot is mispredicted half the time. */
 	for (i = 0; i < s->cap; i++) {
-		if (s->tags[i] != 0)
-			a[j++] = s->ents[i];
+		a[j] = s->ents[i];
+		j += s->ents[i] != NULL;
 	}
 	*n = j;
 	s->pinned = 1;
@@ -537,11 +544,10 @@ store_pin(struct store *s, size_t *n)
 }
 
 void
-store_unpin(struct store *s, struct store_entry **a)
+store_unpin(struct store *s)
 {
 	size_t	i;
 
-	free(a);
 	for (i = 0; i < s->nkept; i++)
 		store_entry_unref(s->kept[i], __func__);
 	free(s->kept);

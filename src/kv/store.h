@@ -144,18 +144,22 @@ struct store_entry *store_next(const struct store *, size_t *cursor);
 /*
  * Pinning, for a snapshot encoded on another thread while the loop goes
  * on applying operations (the replicated mode's, kv/rsm.h).
- * store_pin() returns every entry of the table at this instant, in a
- * malloc'ed array (*n of them), and pins the store: until store_unpin(),
- * an entry that leaves the table (deleted, replaced) is not released but
- * kept, so that the array stays valid for a reader on any thread.  Such a
- * reader may only read an entry's key, data, version and timestamp, never
- * take or drop references: the loop still does that to the same entries.
- * Returns NULL if memory ran out (then nothing is pinned), or if the
- * store is already pinned (one snapshot at a time).  store_unpin() frees
- * the array and releases what was kept.
+ * store_pin() fills an array with every entry of the table at this
+ * instant (*n of them) and pins the store: until store_unpin(), an entry
+ * that leaves the table (deleted, replaced) is not released but kept, so
+ * that the array stays valid for a reader on any thread.  Such a reader
+ * may only read an entry's key, data, version and timestamp, never take
+ * or drop references: the loop still does that to the same entries.
+ * The array is buf if its cap entries are enough, else a new malloc'ed
+ * one; either way the caller frees it after store_unpin().  (A buffer
+ * whose pages were touched before, off the loop, saves the loop the page
+ * faults, which are most of the cost.)  Returns NULL if memory ran out
+ * (then nothing is pinned), or if the store is already pinned (one
+ * snapshot at a time).  store_unpin() releases what was kept.
  */
-struct store_entry **store_pin(struct store *, size_t *n);
-void		 store_unpin(struct store *, struct store_entry **);
+struct store_entry **store_pin(struct store *, struct store_entry **buf,
+		    size_t cap, size_t *n);
+void		 store_unpin(struct store *);
 
 /*
  * A digest of the contents, the same for two stores with the same keys

@@ -550,6 +550,16 @@ def test_membership():
           len(digests) == 4 and len(set(digests.values())) == 1, digests)
     r = newcomer.cl().get(99)
     check("... and answers", r.status == SUCCESS and r.value[2] == b"m99", r)
+    before, _ = f.cl().members()
+    try:
+        f.cl().member_add(5, "localhost:7999", "127.0.0.1:7998")
+        check("member add with a Raft address that is a name is refused",
+              False)
+    except grpc.RpcError as e:
+        check("member add with a Raft address that is a name is refused "
+              "INVALID_ARGUMENT, and nothing changes",
+              e.code() == grpc.StatusCode.INVALID_ARGUMENT and
+              f.cl().members()[0] == before, e)
     try:
         newcomer.cl().member_add(4, newcomer.raft, newcomer.client)
         check("adding a member twice is refused", False)
