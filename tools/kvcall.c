@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "net/grpc_client.h"
+#include "kv/kvfront.h"
 #include "kvcall.h"
 
 #define KVC_UNKNOWN	2
@@ -509,9 +510,9 @@ kvc_attempt(struct kvc_call *call)
 	if (call->lane != NULL) {
 		snprintf(id, sizeof id, "%" PRIu64, call->lane->id);
 		snprintf(seq, sizeof seq, "%" PRIu64, call->seq);
-		md[0].name = KVC_MD_CLIENT_ID;
+		md[0].name = KVFRONT_MD_CLIENT;
 		md[0].value = id;
-		md[1].name = KVC_MD_SEQ;
+		md[1].name = KVFRONT_MD_SEQ;
 		md[1].value = seq;
 		nmd = 2;
 	}

@@ -48,10 +48,6 @@ struct kvc_pool;
 #define KVC_BACKOFF_MAX_MS	500
 #define KVC_DEFAULT_RETRY_MS	10000
 
-/* The metadata names (lower case, as HTTP/2 sends them). */
-#define KVC_MD_CLIENT_ID	"dsd-client-id"
-#define KVC_MD_SEQ		"dsd-seq"
-
 /* One client id and its last seq; see above. */
 struct kvc_lane {
 	uint64_t	id;
