@@ -63,6 +63,10 @@
 #define KVR_RETRY_MIN_MS	10
 #define KVR_RETRY_MAX_MS	200
 
+/* How long a membership change passed on to the leader may take when its
+ * client set no deadline. */
+#define KVR_CHANGE_MS	60000
+
 #define KVR_PATH_ADD	"/dsd.kvdb.v1.Admin/MemberAdd"
 #define KVR_PATH_REMOVE	"/dsd.kvdb.v1.Admin/MemberRemove"
 #define KVR_PATH_FORWARD "/dsd.kvdb.v1.Replica/Forward"
@@ -528,11 +532,11 @@ kvr_forward_admin(struct kvr *kv, struct kvr_op *op, struct grpcc_conn *conn)
 {
 	struct grpcc_md	 md[1] = { { KVFRONT_MD_FORWARDED, "1" } };
 	int64_t		 left;
-	int		 timeout = kv->forward_ms;
+	int		 timeout = KVR_CHANGE_MS;
 
-	/* What is left of the client's deadline, if less. */
-	if ((left = grpc_call_time_left_us(op->call)) >= 0 &&
-	    left / 1000 < timeout)
+	/* A change may take long (a new node catching up): the client's
+	 * deadline, not --forward-timeout, says how long to wait. */
+	if ((left = grpc_call_time_left_us(op->call)) >= 0)
 		timeout = left / 1000 > 0 ? (int)(left / 1000) : 1;
 	op->state = KVR_FORWARDED;
 	if (grpcc_call_md(conn, op->type == KVR_ADD ? KVR_PATH_ADD :
@@ -1167,10 +1171,11 @@ kvr_change_done(void *arg, int status, const char *msg)
 	}
 	snprintf(why, sizeof why, "membership change of %" PRIu64 " failed: "
 	    "%s%s", op->member, msg != NULL ? msg : "?",
-	    status == RAFT_GLUE_NOTLEADER ? "" : "; it may be partly done: "
-	    "see member list");
+	    status == RAFT_GLUE_UNKNOWN ? "; it may be partly done: see "
+	    "member list" : "");
 	log_warnx("kvdb-replicated: %s", why);
 	kvr_op_fail(op, status == RAFT_GLUE_NOTLEADER ? GRPC_UNAVAILABLE :
+	    status == RAFT_GLUE_FAILED ? GRPC_FAILED_PRECONDITION :
 	    GRPC_UNKNOWN, why);
 }
 

@@ -6,11 +6,21 @@
  * Key layout from BASE: +1 to +9 for the API battery, +15 for the
  * contention key, +16 onwards for the stress run.  Each run first deletes
  * whatever an earlier, interrupted run left in its range.
+ *
+ * Calls go through kvcall.h, retried with their session when the
+ * transport leaves their outcome open.  Every call that may be in flight
+ * at the same time has a lane (client id) of its own, because the server
+ * remembers one (seq, reply) per client id: a stress call hands its lane
+ * to the call that takes its place, and each contention participant has
+ * one.  A retry returns the first reply, so it is checked and counted
+ * like any reply: it is never counted twice, and a wrong answer is still
+ * wrong.
  */
 #include "config.h"
 
 #include <sys/types.h>
 
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,7 +32,7 @@
 #include <event2/event.h>
 
 #include "check.h"
-#include "net/grpc_client.h"
+#include "kvcall.h"
 #include "kvtool.h"
 
 #define CHK_NCONN	2	/* calls alternate between connections */
@@ -32,22 +42,16 @@
 #define CHK_ATTEMPTS	64	/* testAndSet calls per participant */
 #define CHK_SHOW	5	/* mismatches shown per test */
 
-struct chk;
-
-struct chk_connref {
-	struct chk	*chk;
-	int		 up;		/* was ever connected */
-};
-
 struct chk {
 	struct event_base	*base;
-	const char		*addr;
-	int			 timeout_ms;
-	struct grpcc_conn	*conns[CHK_NCONN];
-	struct chk_connref	 refs[CHK_NCONN];
-	int			 lost;		/* a connection went down */
-	int			 lost_was_up;
-	char			*lost_why;
+	const char		*addr;		/* as given to -a */
+	struct kvc_pool		*pool;
+	struct kvc_lane		*lanes;		/* one per call in flight */
+	size_t			 nlanes;
+	/* A call got no answer within the retry time: the rest is moot. */
+	int			 lost;
+	char			*lost_msg;
+	int			 answered;	/* some call got a reply */
 	mpz_t			 basekey;
 	char			*basestr;
 	long			 nkeys;
@@ -164,106 +168,101 @@ chk_data(struct chk *chk, long i, int g)
 	return s;
 }
 
-static void
-chk_on_state(struct grpcc_conn *conn, int up, const char *why, void *arg)
-{
-	struct chk_connref	*ref = arg;
-	struct chk		*chk = ref->chk;
-
-	if (up) {
-		ref->up = 1;
-		return;
-	}
-	if (!chk->lost) {
-		chk->lost = 1;
-		chk->lost_was_up = ref->up;
-		chk->lost_why = strdup(why != NULL ? why : "unknown");
-	}
-}
-
-/* What to say about a lost connection; static storage. */
+/* Why the run lost the server; the first such message is kept. */
 static const char *
 chk_lost_msg(struct chk *chk)
 {
-	static char	 msg[512];
-
-	snprintf(msg, sizeof msg, "%s %s: %s", chk->lost_was_up ?
-	    "connection lost to" : "cannot connect to", chk->addr,
-	    chk->lost_why != NULL ? chk->lost_why : "out of memory");
-	return msg;
+	return chk->lost_msg != NULL ? chk->lost_msg : "out of memory";
 }
 
-static int
-chk_connect(struct chk *chk)
+/*
+ * A call failed with a transport status after its retries: the server
+ * (every address given) could not be reached within the retry time.
+ */
+static void
+chk_lose(struct chk *chk, const struct kvc_result *r)
 {
-	struct grpcc_config	 cfg;
-	const char		*err;
-	int			 i;
+	const char	*msg = r->message != NULL ? r->message : "";
+	char		 tail[80] = "";
+	int		 rv;
 
-	for (i = 0; i < CHK_NCONN; i++) {
-		memset(&cfg, 0, sizeof cfg);
-		cfg.addr = chk->addr;
-		cfg.connect_timeout_ms = chk->timeout_ms;
-		cfg.on_state = chk_on_state;
-		chk->refs[i].chk = chk;
-		cfg.arg = &chk->refs[i];
-		if ((chk->conns[i] = grpcc_connect(chk->base, &cfg,
-		    &err)) == NULL) {
-			fprintf(stderr, "dsd-cli: cannot connect to %s: %s\n",
-			    chk->addr, err);
-			return -1;
-		}
-	}
-	return 0;
+	if (chk->lost)
+		return;
+	chk->lost = 1;
+	if (r->attempts > 1)
+		snprintf(tail, sizeof tail, " (%d attempts in %lld ms)",
+		    r->attempts, (long long)r->elapsed_ms);
+	if (r->never_up)
+		rv = asprintf(&chk->lost_msg, "cannot connect to %s: %s%s",
+		    r->addr, msg, tail);
+	else if (r->conn_failed)
+		rv = asprintf(&chk->lost_msg, "connection lost to %s: %s%s",
+		    r->addr, msg, tail);
+	else
+		rv = asprintf(&chk->lost_msg, "%s answered %s%s%s%s", r->addr,
+		    kvt_grpc_code_name(r->status), msg[0] != '\0' ? ": " : "",
+		    msg, tail);
+	if (rv == -1)
+		chk->lost_msg = NULL;
 }
 
-static struct grpcc_conn *
-chk_conn(struct chk *chk)
+/* Notes of the pool (a connection lost, a move): TAP comments. */
+static void
+chk_note(void *arg, const char *msg)
 {
-	return chk->conns[chk->next_conn++ % CHK_NCONN];
+	printf("# %s\n", msg);
+	fflush(stdout);
 }
 
-/* One call's outcome, copied out of the client's callback. */
+/* One call's outcome, copied out of the pool's callback. */
 struct chk_call {
+	struct chk	*chk;
 	int		 done;
 	int		 status;
 	char		*message;
 	struct kvt_reply reply;
 	int		 decoded;
+	struct kvc_lane	*lane;		/* lent to the next call when done */
 	void		*arg;		/* the async runner's */
 	long		 i;
 	void		(*next)(struct chk_call *);
 };
 
 static void
-chk_call_done(void *arg, int status, const char *message,
-    const uint8_t *reply, size_t len)
+chk_call_done(void *arg, const struct kvc_result *r)
 {
 	struct chk_call	*c = arg;
 
 	c->done = 1;
-	c->status = status;
-	if (message != NULL)
-		c->message = strdup(message);
-	if (status == KVT_GRPC_OK) {
-		if (kvt_reply_decode(reply, len, &c->reply) == 0)
+	c->status = r->status;
+	if (r->message != NULL)
+		c->message = strdup(r->message);
+	if (r->status == KVT_GRPC_OK) {
+		c->chk->answered = 1;
+		if (kvt_reply_decode(r->reply, r->len, &c->reply) == 0)
 			c->decoded = 1;
 		else {
 			c->status = -1;
+			free(c->message);
 			c->message = strdup("the reply is not a kvdb Reply");
 		}
-	}
+	} else if (kvc_retryable(KVC_RETRY_TRANSPORT, r->status))
+		chk_lose(c->chk, r);
 	if (c->next != NULL)
 		c->next(c);
 }
 
+/* Free what the call holds; its lane is kept for the next one. */
 static void
 chk_call_clear(struct chk_call *c)
 {
+	struct kvc_lane	*lane = c->lane;
+
 	if (c->decoded)
 		kvt_reply_free(&c->reply);
 	free(c->message);
 	memset(c, 0, sizeof *c);
+	c->lane = lane;
 }
 
 /* Describe a call that got no kvdb reply; malloc'ed. */
@@ -279,7 +278,11 @@ chk_noreply(const struct chk_call *c)
 	return s;
 }
 
-/* Start an operation; -1 if it could not be (connection gone). */
+/*
+ * Start an operation on the call's lane, on the next connection slot;
+ * -1 if memory ran out.  Calls alternate between the slots, so both
+ * connections carry load.
+ */
 static int
 chk_start(struct chk *chk, const struct store_op *op, struct chk_call *c)
 {
@@ -287,10 +290,12 @@ chk_start(struct chk *chk, const struct store_op *op, struct chk_call *c)
 	size_t	 len;
 	int	 rv;
 
+	c->chk = chk;
 	if ((req = kvt_op_pack(op, &len)) == NULL)
 		return -1;
-	rv = grpcc_call(chk_conn(chk), kvt_op_path(op->type), req, len,
-	    chk->timeout_ms, chk_call_done, c);
+	rv = kvc_call(chk->pool, (int)(chk->next_conn++ % CHK_NCONN), c->lane,
+	    kvt_op_path(op->type), req, len, KVC_RETRY_TRANSPORT,
+	    chk_call_done, c);
 	free(req);
 	return rv;
 }
@@ -355,11 +360,12 @@ chk_match(const struct chk_call *c, const struct chk_expect *e, char **why)
 	return 0;
 }
 
-/* Run one operation to its end. */
+/* Run one operation to its end, alone in flight: on the first lane. */
 static void
 chk_sync(struct chk *chk, const struct store_op *op, struct chk_call *c)
 {
 	memset(c, 0, sizeof *c);
+	c->lane = &chk->lanes[0];
 	if (chk_start(chk, op, c) == -1) {
 		c->done = 1;
 		c->status = KVT_GRPC_UNAVAILABLE;
@@ -564,9 +570,9 @@ chk_ts(struct chk *chk, long i, int gen)
 	return chk->t0 + (int64_t)gen * 10000000 + i;
 }
 
-/* Start index phase->next; 0, or -1 if it could not start. */
+/* Start index phase->next on a free lane; 0, or -1 if it could not. */
 static int
-chk_phase_issue(struct chk_phase *ph)
+chk_phase_issue(struct chk_phase *ph, struct kvc_lane *lane)
 {
 	struct chk	*chk = ph->chk;
 	struct chk_call	*c;
@@ -620,6 +626,7 @@ chk_phase_issue(struct chk_phase *ph)
 	c->arg = ph;
 	c->i = i;
 	c->next = chk_phase_next;
+	c->lane = lane;
 	rv = chk_start(chk, &op, c);
 	free(k.p);
 	free(data);
@@ -700,14 +707,19 @@ static void
 chk_phase_next(struct chk_call *c)
 {
 	struct chk_phase	*ph = c->arg;
+	struct kvc_lane		*lane = c->lane;
 
 	chk_phase_verify(ph, c);
 	chk_call_clear(c);
 	free(c);
 	ph->completed++;
-	/* Keep C in flight; after a loss, let the rest drain. */
+	/*
+	 * Keep C in flight, the next call taking over this one's lane (free
+	 * now: the pool released it before calling back); after a loss, let
+	 * the rest drain.
+	 */
 	while (ph->next < ph->n && !ph->chk->lost && !ph->stalled) {
-		if (chk_phase_issue(ph) == 0)
+		if (chk_phase_issue(ph, lane) == 0)
 			break;
 		ph->stalled = 1;
 	}
@@ -733,7 +745,7 @@ chk_phase_run(struct chk *chk, enum chk_kind kind, long first, long n,
 	ph.first = first;
 	ph.n = n;
 	for (i = 0; i < chk->concurrency && ph.next < n; i++) {
-		if (chk_phase_issue(&ph) == -1) {
+		if (chk_phase_issue(&ph, &chk->lanes[i]) == -1) {
 			ph.stalled = 1;
 			break;
 		}
@@ -744,9 +756,9 @@ chk_phase_run(struct chk *chk, enum chk_kind kind, long first, long n,
 			break;
 
 	if (chk->lost) {
-		if (asprintf(&why, "%s, after %ld of %ld calls were answered; "
-		    "%ld calls were in flight and got no answer (their "
-		    "outcome is unknown), %ld were never sent",
+		if (asprintf(&why, "%s; %ld of %ld calls were answered, %ld "
+		    "got no answer within the retry time (their outcome is "
+		    "unknown), %ld were never sent",
 		    chk_lost_msg(chk), ph.answered, n, ph.noanswer,
 		    n - ph.next) == -1)
 			why = NULL;
@@ -784,7 +796,7 @@ struct chk_part {
 	struct chk_contend	*ct;
 	int64_t			 guess;
 	int			 left;
-	struct chk_call		 call;
+	struct chk_call		 call;		/* its lane: the part's own */
 };
 
 struct chk_contend {
@@ -820,7 +832,7 @@ chk_part_issue(struct chk_part *p)
 	op.timestamp = kvt_now_ms();
 	op.datalen = chk_vdata(p->guess + 1, buf, sizeof buf);
 	op.data = (const uint8_t *)buf;
-	memset(&p->call, 0, sizeof p->call);
+	chk_call_clear(&p->call);
 	p->call.arg = p;
 	p->call.next = chk_part_done;
 	return chk_start(ct->chk, &op, &p->call);
@@ -935,6 +947,7 @@ chk_contend(struct chk *chk)
 		ct.parts[i].ct = &ct;
 		ct.parts[i].guess = start;
 		ct.parts[i].left = CHK_ATTEMPTS;
+		ct.parts[i].call.lane = &chk->lanes[i];
 		if (chk_part_issue(&ct.parts[i]) == 0)
 			ct.running++;
 		else
@@ -998,9 +1011,30 @@ out:
 static void
 chk_usage(void)
 {
-	fprintf(stderr, "usage: dsd-cli [-a addr:port] [-t timeout-ms] check "
-	    "[--keys N] [--base KEY]\n"
-	    "           [--concurrency C] [--shared KEY]\n");
+	fprintf(stderr, "usage: dsd-cli [-a addr:port[,addr:port...]] "
+	    "[-t timeout-ms] [--retry-time=ms]\n"
+	    "           check [--keys N] [--base KEY] [--concurrency C] "
+	    "[--shared KEY]\n");
+}
+
+/* What the retries absorbed, when they had something to absorb. */
+static void
+chk_print_retries(struct chk *chk)
+{
+	const struct kvc_stats	*st = kvc_pool_stats(chk->pool);
+
+	if (st->retried_calls == 0 && st->moves == 0)
+		return;
+	printf("# retries: %llu of %llu calls retried (UNKNOWN %llu, "
+	    "DEADLINE_EXCEEDED %llu, UNAVAILABLE %llu attempts), %llu "
+	    "connection changes, %llu calls out of retry time\n",
+	    (unsigned long long)st->retried_calls,
+	    (unsigned long long)st->calls,
+	    (unsigned long long)st->retries[KVT_GRPC_UNKNOWN],
+	    (unsigned long long)st->retries[KVT_GRPC_DEADLINE],
+	    (unsigned long long)st->retries[KVT_GRPC_UNAVAILABLE],
+	    (unsigned long long)st->moves,
+	    (unsigned long long)st->given_up);
 }
 
 /* "--name VALUE" or "--name=VALUE"; the value, or NULL if not this. */
@@ -1030,18 +1064,18 @@ chk_long(const char *s, long min, long max, long *out)
 }
 
 int
-check_run(struct event_base *base, const char *addr, int timeout_ms,
-    int argc, char **argv)
+check_run(struct event_base *base, const struct kvc_config *kcfg,
+    const char *addr, int argc, char **argv)
 {
-	struct chk	 chk;
-	const char	*v, *err;
-	long		 conc = 100;
-	int		 i, rv, base_given = 0;
+	struct chk		 chk;
+	struct kvc_config	 cfg;
+	const char		*v, *err;
+	long			 conc = 100;
+	int			 i, rv, base_given = 0;
 
 	memset(&chk, 0, sizeof chk);
 	chk.base = base;
 	chk.addr = addr;
-	chk.timeout_ms = timeout_ms;
 	chk.nkeys = 1000;
 	mpz_init(chk.basekey);
 	mpz_init(chk.sharedkey);
@@ -1091,19 +1125,34 @@ check_run(struct event_base *base, const char *addr, int timeout_ms,
 		rv = 1;
 		goto out;
 	}
+	/* A lane per call in flight: the stress run's, or a participant's. */
+	chk.nlanes = (size_t)(chk.concurrency > CHK_MAX_PARTS ?
+	    chk.concurrency : CHK_MAX_PARTS);
+	if ((chk.lanes = calloc(chk.nlanes, sizeof *chk.lanes)) == NULL ||
+	    kvc_lanes_init(chk.lanes, chk.nlanes) == -1) {
+		fprintf(stderr, "dsd-cli: check: cannot make sessions: %s\n",
+		    strerror(errno));
+		rv = 1;
+		goto out;
+	}
+	cfg = *kcfg;
+	cfg.nslots = CHK_NCONN;
+	cfg.note = chk_note;
+	cfg.arg = &chk;
+	if ((chk.pool = kvc_pool_new(base, &cfg, &err)) == NULL) {
+		fprintf(stderr, "dsd-cli: check: %s\n", err);
+		rv = 1;
+		goto out;
+	}
 	chk.t0 = kvt_now_ms();
 	printf("# check of %s: keys %s+1 to %s+%ld, %d calls in flight\n",
 	    addr, chk.basestr, chk.basestr, chk.nkeys + CHK_STRESS_OFF - 1,
 	    chk.concurrency);
 	fflush(stdout);
-	if (chk_connect(&chk) == -1) {
-		rv = 3;
-		goto out;
-	}
 
 	chk_phase_run(&chk, CHK_CLEAN, 0, chk.nkeys + CHK_STRESS_OFF,
 	    "clean the key range");
-	if (chk.lost && !chk.lost_was_up) {
+	if (chk.lost && !chk.answered) {
 		/* Nothing to learn from the rest. */
 		printf("%d passed, %d failed\n", chk.passed, chk.failed);
 		fprintf(stderr, "dsd-cli: %s\n", chk_lost_msg(&chk));
@@ -1123,6 +1172,7 @@ check_run(struct event_base *base, const char *addr, int timeout_ms,
 	    "stress: get every key: ERROR, gone");
 	chk_contend(&chk);
 
+	chk_print_retries(&chk);
 	printf("%d passed, %d failed\n", chk.passed, chk.failed);
 	if (chk.lost) {
 		fprintf(stderr, "dsd-cli: check: %s\n", chk_lost_msg(&chk));
@@ -1130,9 +1180,9 @@ check_run(struct event_base *base, const char *addr, int timeout_ms,
 	} else
 		rv = chk.failed > 0 ? 1 : 0;
 out:
-	for (i = 0; i < CHK_NCONN; i++)
-		grpcc_close(chk.conns[i]);
-	free(chk.lost_why);
+	kvc_pool_free(chk.pool);
+	free(chk.lanes);
+	free(chk.lost_msg);
 	free(chk.basestr);
 	mpz_clear(chk.basekey);
 	mpz_clear(chk.sharedkey);

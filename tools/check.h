@@ -11,14 +11,19 @@
 
 struct event_base;
 
+struct kvc_config;
+
 /*
- * Run the batteries; argv[0] is "check", then its flags.  Prints one
+ * Run the batteries; argv[0] is "check", then its flags.  kcfg gives the
+ * addresses, the per-call timeout and the retry time (its slots and note
+ * are the batteries' own); addr is the -a text, for messages.  Prints one
  * "ok -" or "not ok -" line per test and "N passed, M failed" at the end.
  * Returns the exit status: 0 if every test passed, 1 if one failed, 2 for
- * a usage error, 3 if the server could not be reached or the connection
- * was lost.
+ * a usage error, 3 if a call got no answer within the retry time (the
+ * server could not be reached, or the connection was lost and not won
+ * back).
  */
-int	check_run(struct event_base *, const char *addr, int timeout_ms,
-	    int argc, char **argv);
+int	check_run(struct event_base *, const struct kvc_config *kcfg,
+	    const char *addr, int argc, char **argv);
 
 #endif

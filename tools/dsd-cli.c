@@ -1,13 +1,22 @@
 /*
- * dsd-cli: the command-line client of dsd's kvdb mode.  One-shot commands
- * for scripts, an interactive prompt (libedit: line editing, history,
- * quoting) for people, and "check", the API's test batteries.  Commands
- * are a table, as tmux's are; dsd-cli(1) documents each one.
+ * dsd-cli: the command-line client of dsd's kvdb mode, single-node or
+ * replicated.  One-shot commands for scripts, an interactive prompt
+ * (libedit: line editing, history, quoting) for people, "check", the
+ * API's test batteries, and the replicated database's administration
+ * (member, status).  Commands are a table, as tmux's are; dsd-cli(1)
+ * documents each one.  Calls go through kvcall.h: one session (client id
+ * and seq) for the whole run, several addresses, retries of the calls the
+ * transport left undecided.
  */
 #include "config.h"
 
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <histedit.h>
 #include <limits.h>
 #include <signal.h>
@@ -21,7 +30,9 @@
 #include <event2/event.h>
 
 #include "check.h"
+#include "kv/admin.pb-c.h"
 #include "net/grpc_client.h"
+#include "kvcall.h"
 #include "kvtool.h"
 
 /* Exit statuses; dsd-cli(1), EXIT STATUS. */
@@ -36,13 +47,15 @@
 
 struct cli {
 	struct event_base	*base;
-	struct grpcc_conn	*conn;
-	const char		*addr;
+	struct kvc_pool		*pool;
+	const char		*addr;		/* as given to -a */
+	char			**addrs;
+	size_t			 naddrs;
 	int			 timeout_ms;
+	int			 retry_ms;
 	int			 interactive;
-	int			 ever_up;	/* this connection was up */
-	int			 down;		/* and then failed */
-	char			*why;
+	/* One call at a time, so one session for the whole run. */
+	struct kvc_lane		 lane;
 	char			*prompt;
 };
 
@@ -60,6 +73,8 @@ static int	cli_del(struct cli *, int, char **);
 static int	cli_delv(struct cli *, int, char **);
 static int	cli_tas(struct cli *, int, char **);
 static int	cli_health(struct cli *, int, char **);
+static int	cli_member(struct cli *, int, char **);
+static int	cli_status(struct cli *, int, char **);
 static int	cli_check(struct cli *, int, char **);
 static int	cli_help(struct cli *, int, char **);
 static int	cli_quit(struct cli *, int, char **);
@@ -75,6 +90,11 @@ static const struct cli_cmd cli_cmds[] = {
 	    "replace the value of KEY if its version is VERSION", cli_tas },
 	{ "health", 0, 0, "", "ask the server's grpc.health.v1 service",
 	    cli_health },
+	{ "member", 1, 4, "list | add ID RAFTADDR CLIENTADDR | remove ID",
+	    "list, add or remove the members of a replicated kvdb",
+	    cli_member },
+	{ "status", 0, 1, "[--digest]", "show the state of the node asked "
+	    "(replicated kvdb)", cli_status },
 	{ "check", 0, -1, "[--keys N] [--base KEY] [--concurrency C] "
 	    "[--shared KEY]", "run the test batteries against the server",
 	    cli_check },
@@ -101,107 +121,122 @@ cli_err(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* Why the connection went down; strdup may have failed. */
-static const char *
-cli_why(const struct cli *cli)
-{
-	return cli->why != NULL ? cli->why : "unknown error";
-}
-
+/* Said at the prompt only: a one-shot command reports its outcome. */
 static void
-cli_on_state(struct grpcc_conn *conn, int up, const char *why, void *arg)
+cli_note(void *arg, const char *msg)
 {
 	struct cli	*cli = arg;
 
-	if (up) {
-		cli->ever_up = 1;
-		return;
-	}
-	cli->down = 1;
-	free(cli->why);
-	cli->why = strdup(why != NULL ? why : "unknown error");
+	if (cli->interactive)
+		cli_err("%s", msg);
 }
 
-/*
- * Have a connection that is up or on its way: keep the current one unless
- * it died, which may have happened while the prompt waited for input (a
- * server restart), so let the loop notice that first.
- */
-static int
-cli_connect(struct cli *cli)
+/* A call's outcome, copied out of the pool's callback. */
+struct cli_wait {
+	int		 done;
+	int		 status;
+	char		*message;
+	uint8_t		*reply;
+	size_t		 len;
+	int		 attempts;
+	int64_t		 elapsed_ms;
+	const char	*addr;		/* the pool's; lives as long as it */
+	int		 conn_failed, never_up;
+};
+
+static void
+cli_done(void *arg, const struct kvc_result *r)
 {
-	struct grpcc_config	 cfg;
+	struct cli_wait	*w = arg;
+
+	w->done = 1;
+	w->status = r->status;
+	w->attempts = r->attempts;
+	w->elapsed_ms = r->elapsed_ms;
+	w->addr = r->addr;
+	w->conn_failed = r->conn_failed;
+	w->never_up = r->never_up;
+	if (r->message != NULL)
+		w->message = strdup(r->message);
+	if (r->status == 0) {
+		/* One spare byte: a reply may be empty. */
+		if ((w->reply = malloc(r->len + 1)) == NULL) {
+			w->status = -1;
+			return;
+		}
+		memcpy(w->reply, r->reply, r->len);
+		w->len = r->len;
+	}
+}
+
+/* The pool, made at the first call: no connection before it is needed. */
+static int
+cli_pool(struct cli *cli)
+{
+	struct kvc_config	 cfg;
 	const char		*err;
 
-	if (cli->conn != NULL) {
-		event_base_loop(cli->base, EVLOOP_NONBLOCK);
-		if (!cli->down && (grpcc_is_up(cli->conn) || !cli->ever_up))
-			return 0;
-		if (cli->ever_up && cli->interactive)
-			cli_err("connection to %s was lost: %s; reconnecting",
-			    cli->addr, cli->down ? cli_why(cli) :
-			    "the server is shutting down");
-		grpcc_close(cli->conn);
-		cli->conn = NULL;
-	}
-	cli->ever_up = cli->down = 0;
+	if (cli->pool != NULL)
+		return 0;
 	memset(&cfg, 0, sizeof cfg);
-	cfg.addr = cli->addr;
-	cfg.connect_timeout_ms = cli->timeout_ms;
-	cfg.on_state = cli_on_state;
+	cfg.addrs = cli->addrs;
+	cfg.naddrs = cli->naddrs;
+	cfg.nslots = 1;
+	cfg.timeout_ms = cli->timeout_ms;
+	cfg.retry_ms = cli->retry_ms;
+	cfg.note = cli_note;
 	cfg.arg = cli;
-	if ((cli->conn = grpcc_connect(cli->base, &cfg, &err)) == NULL) {
-		cli_err("cannot connect to %s: %s", cli->addr, err);
+	if ((cli->pool = kvc_pool_new(cli->base, &cfg, &err)) == NULL) {
+		cli_err("%s", err);
 		return -1;
 	}
 	return 0;
 }
 
-/* A call's outcome, copied out of the client's callback. */
-struct cli_wait {
-	int	 done;
-	int	 status;
-	char	*message;
-	uint8_t	*reply;
-	size_t	 len;
-};
-
+/* Say why a call got no reply, with the retries it took. */
 static void
-cli_done(void *arg, int status, const char *message, const uint8_t *reply,
-    size_t len)
+cli_report(const char *path, const struct cli_wait *w)
 {
-	struct cli_wait	*w = arg;
+	const char	*msg = w->message != NULL ? w->message : "";
+	char		 tail[80] = "";
 
-	w->done = 1;
-	w->status = status;
-	if (message != NULL)
-		w->message = strdup(message);
-	if (status == 0) {
-		/* One spare byte: a reply may be empty. */
-		if ((w->reply = malloc(len + 1)) == NULL) {
-			w->status = KVT_GRPC_UNAVAILABLE;
-			return;
-		}
-		memcpy(w->reply, reply, len);
-		w->len = len;
+	if (w->status == -1) {
+		cli_err("out of memory keeping the reply");
+		return;
 	}
+	if (w->attempts > 1)
+		snprintf(tail, sizeof tail, " (%d attempts in %lld ms)",
+		    w->attempts, (long long)w->elapsed_ms);
+	if (w->never_up)
+		cli_err("cannot connect to %s: %s%s", w->addr, msg, tail);
+	else if (w->conn_failed)
+		cli_err("connection to %s lost: %s%s", w->addr, msg, tail);
+	else
+		cli_err("%s: %s%s%s%s", path, kvt_grpc_code_name(w->status),
+		    msg[0] != '\0' ? ": " : "", msg, tail);
 }
 
 /*
- * Make one call and wait for it.  Returns 0 with the reply in w, or
- * CLI_TRANSPORT after saying why there is none.
+ * Make one call and wait for it, retried as the policy says; a KV call
+ * carries the session.  Returns 0 with the reply in w, or CLI_TRANSPORT
+ * after saying why there is none.
  */
 static int
 cli_rpc(struct cli *cli, const char *path, const uint8_t *req, size_t len,
-    struct cli_wait *w)
+    enum kvc_policy policy, int session, struct cli_wait *w)
 {
 	memset(w, 0, sizeof *w);
-	if (cli_connect(cli) == -1)
+	if (cli_pool(cli) == -1)
 		return CLI_TRANSPORT;
-	if (grpcc_call(cli->conn, path, req, len, cli->timeout_ms, cli_done,
-	    w) == -1) {
-		cli_err("cannot start a call to %s: out of memory",
-		    cli->addr);
+	/*
+	 * At the prompt the connection may have died while it waited for
+	 * input (a server restart): let the loop notice it first, so that
+	 * the call goes to a fresh connection and the note says why.
+	 */
+	event_base_loop(cli->base, EVLOOP_NONBLOCK);
+	if (kvc_call(cli->pool, 0, session ? &cli->lane : NULL, path, req,
+	    len, policy, cli_done, w) == -1) {
+		cli_err("cannot start a call: out of memory");
 		return CLI_TRANSPORT;
 	}
 	while (!w->done)
@@ -209,15 +244,10 @@ cli_rpc(struct cli *cli, const char *path, const uint8_t *req, size_t len,
 			break;
 	if (w->done && w->status == 0)
 		return 0;
-	if (cli->down && !cli->ever_up)
-		cli_err("cannot connect to %s: %s", cli->addr, cli_why(cli));
-	else if (cli->down)
-		cli_err("connection to %s lost: %s; the call's outcome is "
-		    "unknown", cli->addr, cli_why(cli));
+	if (!w->done)
+		cli_err("the event loop failed");
 	else
-		cli_err("%s: %s%s%s", path, kvt_grpc_code_name(w->status),
-		    w->message != NULL ? ": " : "",
-		    w->message != NULL ? w->message : "");
+		cli_report(path, w);
 	return CLI_TRANSPORT;
 }
 
@@ -242,7 +272,8 @@ cli_op(struct cli *cli, const struct store_op *op)
 		cli_err("out of memory");
 		return CLI_TRANSPORT;
 	}
-	rv = cli_rpc(cli, kvt_op_path(op->type), req, len, &w);
+	rv = cli_rpc(cli, kvt_op_path(op->type), req, len,
+	    KVC_RETRY_TRANSPORT, 1, &w);
 	free(req);
 	if (rv != 0) {
 		cli_wait_free(&w);
@@ -447,7 +478,8 @@ cli_health(struct cli *cli, int argc, char **argv)
 	int			 rv, st;
 
 	/* An empty HealthCheckRequest asks about the server as a whole. */
-	rv = cli_rpc(cli, "/grpc.health.v1.Health/Check", NULL, 0, &w);
+	rv = cli_rpc(cli, "/grpc.health.v1.Health/Check", NULL, 0,
+	    KVC_RETRY_TRANSPORT, 0, &w);
 	if (rv != 0) {
 		cli_wait_free(&w);
 		return rv;
@@ -466,11 +498,234 @@ cli_health(struct cli *cli, int argc, char **argv)
 	return st == 1 ? CLI_OK : CLI_STATUS;
 }
 
+/* A member or node id: decimal, 1 to 2^64-1 (Raft ids are not 0). */
+static int
+cli_parse_id(const char *s, uint64_t *out)
+{
+	unsigned long long	 v;
+	char			*end;
+
+	if (*s < '0' || *s > '9') {
+		cli_err("bad ID '%s': a decimal number from 1", s);
+		return -1;
+	}
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0) {
+		cli_err("bad ID '%s': a decimal number from 1 to %" PRIu64, s,
+		    UINT64_MAX);
+		return -1;
+	}
+	*out = (uint64_t)v;
+	return 0;
+}
+
+/*
+ * A member's address: HOST:PORT or [IPV6]:PORT, or with ipv4 set an IPv4
+ * address and a port, as the Raft transport takes them (admin.proto).  A
+ * Raft address the server cannot use would only show as a member add
+ * that never completes, so it is refused here.
+ */
+static int
+cli_parse_addr(const char *what, const char *s, int ipv4)
+{
+	struct in_addr	 in;
+	char		*host, *port;
+	int64_t		 p;
+	int		 rv = -1;
+
+	if (grpcc_split_addr(s, &host, &port) == -1) {
+		cli_err("bad %s '%s': %s", what, s, ipv4 ? "IPV4:PORT" :
+		    "HOST:PORT or [IPV6]:PORT");
+		return -1;
+	}
+	if (kvt_parse_i64(port, &p) == -1 || p < 1 || p > 65535)
+		cli_err("bad %s '%s': the port is 1 to 65535", what, s);
+	else if (ipv4 && (s[0] == '[' || inet_pton(AF_INET, host, &in) != 1))
+		cli_err("bad %s '%s': IPV4:PORT", what, s);
+	else
+		rv = 0;
+	free(host);
+	free(port);
+	return rv;
+}
+
+/* "voter", as the proto's enum, in the case of the rest of the line. */
+static const char *
+cli_role_name(int role)
+{
+	switch (role) {
+	case DSD__KVDB__V1__MEMBER__ROLE__VOTER:
+		return "voter";
+	case DSD__KVDB__V1__MEMBER__ROLE__STANDBY:
+		return "standby";
+	case DSD__KVDB__V1__MEMBER__ROLE__SPARE:
+		return "spare";
+	}
+	return "unknown-role";
+}
+
+/* An empty string would shift the columns: "-" instead. */
+static const char *
+cli_col(const char *s)
+{
+	return s != NULL && *s != '\0' ? s : "-";
+}
+
+/* Print a MemberListReply, one member a line; the exit status. */
+static int
+cli_print_members(const struct cli_wait *w)
+{
+	Dsd__Kvdb__V1__MemberListReply	*m;
+	const Dsd__Kvdb__V1__Member	*mb;
+	size_t				 i;
+
+	if ((m = dsd__kvdb__v1__member_list_reply__unpack(NULL, w->len,
+	    w->reply)) == NULL) {
+		cli_err("the reply is not a MemberListReply");
+		return CLI_TRANSPORT;
+	}
+	for (i = 0; i < m->n_members; i++) {
+		mb = m->members[i];
+		printf("%" PRIu64 " %s %s %s%s\n", mb->id,
+		    cli_col(mb->raft_address), cli_col(mb->client_address),
+		    cli_role_name(mb->role), m->leader_id != 0 &&
+		    mb->id == m->leader_id ? " leader" : "");
+	}
+	fflush(stdout);
+	dsd__kvdb__v1__member_list_reply__free_unpacked(m, NULL);
+	return CLI_OK;
+}
+
+static int
+cli_member(struct cli *cli, int argc, char **argv)
+{
+	Dsd__Kvdb__V1__MemberListRequest	 list =
+	    DSD__KVDB__V1__MEMBER_LIST_REQUEST__INIT;
+	Dsd__Kvdb__V1__MemberAddRequest		 add =
+	    DSD__KVDB__V1__MEMBER_ADD_REQUEST__INIT;
+	Dsd__Kvdb__V1__MemberRemoveRequest	 rm =
+	    DSD__KVDB__V1__MEMBER_REMOVE_REQUEST__INIT;
+	ProtobufCMessage			*m;
+	struct cli_wait				 w;
+	enum kvc_policy				 policy;
+	const char				*path;
+	uint8_t					*req;
+	size_t					 len;
+	int					 rv;
+
+	/*
+	 * A list is read-only and retried like a KV call.  An add or a
+	 * remove cut after it was sent may have been carried out, and doing
+	 * it again is not the same, so only UNAVAILABLE (certainly not
+	 * applied) is retried; the operator looks with member list.
+	 */
+	if (strcmp(argv[1], "list") == 0 && argc == 2) {
+		m = &list.base;
+		path = "/dsd.kvdb.v1.Admin/MemberList";
+		policy = KVC_RETRY_TRANSPORT;
+	} else if (strcmp(argv[1], "add") == 0 && argc == 5) {
+		if (cli_parse_id(argv[2], &add.id) == -1 ||
+		    cli_parse_addr("RAFTADDR", argv[3], 1) == -1 ||
+		    cli_parse_addr("CLIENTADDR", argv[4], 0) == -1)
+			return CLI_USAGE;
+		/* protobuf-c wants non-const strings; it only reads them. */
+		add.raft_address = argv[3];
+		add.client_address = argv[4];
+		m = &add.base;
+		path = "/dsd.kvdb.v1.Admin/MemberAdd";
+		policy = KVC_RETRY_UNSENT;
+	} else if (strcmp(argv[1], "remove") == 0 && argc == 3) {
+		if (cli_parse_id(argv[2], &rm.id) == -1)
+			return CLI_USAGE;
+		m = &rm.base;
+		path = "/dsd.kvdb.v1.Admin/MemberRemove";
+		policy = KVC_RETRY_UNSENT;
+	} else {
+		fflush(stdout);
+		fprintf(stderr, "usage: member list\n"
+		    "       member add ID RAFTADDR CLIENTADDR\n"
+		    "       member remove ID\n");
+		return CLI_USAGE;
+	}
+	len = protobuf_c_message_get_packed_size(m);
+	/* An empty message packs to nothing; malloc(0) may be NULL. */
+	if ((req = malloc(len + 1)) == NULL) {
+		cli_err("out of memory");
+		return CLI_TRANSPORT;
+	}
+	protobuf_c_message_pack(m, req);
+	rv = cli_rpc(cli, path, req, len, policy, 0, &w);
+	free(req);
+	if (rv == 0)
+		rv = cli_print_members(&w);
+	cli_wait_free(&w);
+	return rv;
+}
+
+static int
+cli_status(struct cli *cli, int argc, char **argv)
+{
+	Dsd__Kvdb__V1__StatusRequest	 sr =
+	    DSD__KVDB__V1__STATUS_REQUEST__INIT;
+	Dsd__Kvdb__V1__StatusReply	*m;
+	struct cli_wait			 w;
+	uint8_t				 req[8];
+	size_t				 len;
+	int				 rv;
+
+	if (argc == 2 && strcmp(argv[1], "--digest") == 0)
+		sr.digest = 1;
+	else if (argc != 1) {
+		fflush(stdout);
+		fprintf(stderr, "usage: status [--digest]\n");
+		return CLI_USAGE;
+	}
+	/* One bool field packs to 2 bytes at most. */
+	len = protobuf_c_message_pack(&sr.base, req);
+	rv = cli_rpc(cli, "/dsd.kvdb.v1.Admin/Status", req, len,
+	    KVC_RETRY_TRANSPORT, 0, &w);
+	if (rv != 0) {
+		cli_wait_free(&w);
+		return rv;
+	}
+	if ((m = dsd__kvdb__v1__status_reply__unpack(NULL, w.len,
+	    w.reply)) == NULL) {
+		cli_err("the reply is not a StatusReply");
+		cli_wait_free(&w);
+		return CLI_TRANSPORT;
+	}
+	printf("id: %" PRIu64 "\n", m->id);
+	printf("state: %s\n", cli_col(m->state));
+	printf("leader_id: %" PRIu64 "\n", m->leader_id);
+	printf("term: %" PRIu64 "\n", m->term);
+	printf("commit_index: %" PRIu64 "\n", m->commit_index);
+	printf("applied_index: %" PRIu64 "\n", m->applied_index);
+	printf("last_index: %" PRIu64 "\n", m->last_index);
+	printf("keys: %" PRIu64 "\n", m->keys);
+	printf("sessions: %" PRIu64 "\n", m->sessions);
+	printf("raft_address: %s\n", cli_col(m->raft_address));
+	printf("client_address: %s\n", cli_col(m->client_address));
+	if (m->has_digest)
+		printf("digest: %016" PRIx64 "\n", m->digest);
+	fflush(stdout);
+	dsd__kvdb__v1__status_reply__free_unpacked(m, NULL);
+	cli_wait_free(&w);
+	return CLI_OK;
+}
+
 static int
 cli_check(struct cli *cli, int argc, char **argv)
 {
-	/* The batteries keep their own connections. */
-	return check_run(cli->base, cli->addr, cli->timeout_ms, argc, argv);
+	struct kvc_config	cfg;
+
+	/* The batteries keep their own connections and sessions. */
+	memset(&cfg, 0, sizeof cfg);
+	cfg.addrs = cli->addrs;
+	cfg.naddrs = cli->naddrs;
+	cfg.timeout_ms = cli->timeout_ms;
+	cfg.retry_ms = cli->retry_ms;
+	return check_run(cli->base, &cfg, cli->addr, argc, argv);
 }
 
 static void
@@ -638,32 +893,38 @@ cli_interactive(struct cli *cli)
 	return 0;
 }
 
+#define CLI_USAGE_LINE	"usage: dsd-cli [-a addr:port[,addr:port...]] " \
+	"[-t timeout-ms] [--retry-time=ms]\n" \
+	"               [command [argument ...]]\n"
+
 static void __attribute__((noreturn))
 cli_usage(void)
 {
-	fprintf(stderr, "usage: dsd-cli [-a addr:port] [-t timeout-ms] "
-	    "[command [argument ...]]\n"
-	    "commands: get set del delv tas health check help quit "
-	    "(dsd-cli help)\n");
+	fprintf(stderr, CLI_USAGE_LINE
+	    "commands: get set del delv tas health member status check help "
+	    "quit (dsd-cli help)\n");
 	exit(CLI_USAGE);
 }
 
 int
 main(int argc, char **argv)
 {
+	enum { O_RETRY = 256 };
 	static const struct option	 longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "retry-time", required_argument, NULL, O_RETRY },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct cli			 cli;
-	char				*host, *port;
+	const char			*err;
 	int64_t				 v;
 	int				 ch, rv;
 
 	memset(&cli, 0, sizeof cli);
 	cli.addr = KVT_DEFAULT_ADDR;
 	cli.timeout_ms = 5000;
+	cli.retry_ms = KVC_DEFAULT_RETRY_MS;
 	/* "+": options stop at the command, whose arguments may be -5. */
 	while ((ch = getopt_long(argc, argv, "+a:t:h", longopts,
 	    NULL)) != -1) {
@@ -680,9 +941,17 @@ main(int argc, char **argv)
 			}
 			cli.timeout_ms = (int)v;
 			break;
+		case O_RETRY:
+			if (kvt_parse_i64(optarg, &v) == -1 || v < 0 ||
+			    v > INT_MAX) {
+				cli_err("--retry-time takes milliseconds, 0 "
+				    "to %d", INT_MAX);
+				return CLI_USAGE;
+			}
+			cli.retry_ms = (int)v;
+			break;
 		case 'h':
-			printf("usage: dsd-cli [-a addr:port] [-t timeout-ms] "
-			    "[command [argument ...]]\n");
+			printf(CLI_USAGE_LINE);
 			cli_help(&cli, 1, argv);
 			return CLI_OK;
 		case 'V':
@@ -694,13 +963,17 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (grpcc_split_addr(cli.addr, &host, &port) == -1) {
-		cli_err("-a takes host:port or [ipv6]:port, not '%s'",
-		    cli.addr);
+	if ((cli.addrs = kvc_addrs_parse(cli.addr, &cli.naddrs,
+	    &err)) == NULL) {
+		cli_err("-a takes host:port or [ipv6]:port, or several "
+		    "separated by commas, not '%s': %s", cli.addr, err);
 		return CLI_USAGE;
 	}
-	free(host);
-	free(port);
+	if (kvc_lanes_init(&cli.lane, 1) == -1) {
+		cli_err("getrandom: %s", strerror(errno));
+		kvc_addrs_free(cli.addrs);
+		return CLI_TRANSPORT;
+	}
 
 	/* A server gone mid-write shows as EPIPE, handled where it occurs. */
 	signal(SIGPIPE, SIG_IGN);
@@ -715,9 +988,9 @@ main(int argc, char **argv)
 		if (rv == CLI_QUIT)
 			rv = CLI_OK;
 	}
-	grpcc_close(cli.conn);
+	kvc_pool_free(cli.pool);
 	event_base_free(cli.base);
-	free(cli.why);
+	kvc_addrs_free(cli.addrs);
 	free(cli.prompt);
 	return rv;
 }

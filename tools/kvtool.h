@@ -18,6 +18,7 @@
 
 /* gRPC status codes the tools name (gRPC's doc/statuscodes.md). */
 #define KVT_GRPC_OK		0
+#define KVT_GRPC_UNKNOWN	2
 #define KVT_GRPC_DEADLINE	4
 #define KVT_GRPC_UNAVAILABLE	14
 

@@ -66,13 +66,16 @@ struct glue_req {
 	raft_glue_cb		 cb;
 	raft_glue_change_cb	 change_cb;
 	void			*arg;
-	/* A member add: its steps. */
+	/* A member add: its steps, and why it is being undone. */
 	uint64_t		 id;
 	int			 step;
+#define GLUE_ADD_UNDO	100
+	char			 why[200];
 };
 
 static void	glue_run(struct raft_glue *);
 static void	glue_spare_check(struct raft_glue *);
+static void	glue_change_cb(struct raft_change *, int);
 
 const char *
 raft_glue_version(void)
@@ -546,21 +549,70 @@ raft_glue_address(struct raft_glue *g, uint64_t id)
 	return NULL;
 }
 
+/* End a change request with a status and a message. */
+static void
+glue_change_end(struct glue_req *r, int status, const char *msg)
+{
+	r->change_cb(r->arg, status, msg);
+	free(r);
+}
+
+/* A member add that cannot go on: take the node out again, so that a
+ * node that never answers is not left in the configuration (and the next
+ * change is not refused for it). */
+static void
+glue_add_undo(struct glue_req *r, const char *why)
+{
+	struct raft_glue	*g = r->g;
+	int			 rv;
+
+	snprintf(r->why, sizeof r->why, "member %" PRIu64 " could not be "
+	    "made a voter (%s)", r->id, why);
+	log_warnx("raft: %s; removing it again", r->why);
+	r->step = GLUE_ADD_UNDO;
+	if ((rv = raft_remove(&g->raft, &r->u.change, r->id,
+	    glue_change_cb)) != 0) {
+		snprintf(r->why + strlen(r->why), sizeof r->why -
+		    strlen(r->why), ", and removing it failed (%s): remove "
+		    "it with member remove", raft_strerror(rv));
+		glue_change_end(r, RAFT_GLUE_UNKNOWN, r->why);
+		return;
+	}
+	glue_kick(g);
+}
+
 /* The steps of a member add: spare, stand-by (replicated to), voter
- * (libraft first runs catch-up rounds). */
+ * (libraft first runs catch-up rounds), or its undoing. */
 static void
 glue_change_cb(struct raft_change *req, int status)
 {
 	struct glue_req		*r = req->data;
 	struct raft_glue	*g = r->g;
-	const char		*why;
 	int			 rv;
 
+	if (r->step == GLUE_ADD_UNDO) {
+		if (status == 0) {
+			snprintf(r->why + strlen(r->why), sizeof r->why -
+			    strlen(r->why), "; it was removed again");
+			glue_change_end(r, RAFT_GLUE_FAILED, r->why);
+		}
+		else {
+			snprintf(r->why + strlen(r->why), sizeof r->why -
+			    strlen(r->why), ", and removing it failed (%s)",
+			    raft_strerror(status));
+			glue_change_end(r, RAFT_GLUE_UNKNOWN, r->why);
+		}
+		return;
+	}
 	if (status != 0) {
-		why = raft_strerror(status);
-		r->change_cb(r->arg, status == RAFT_NOTLEADER ?
-		    RAFT_GLUE_NOTLEADER : RAFT_GLUE_UNKNOWN, why);
-		free(r);
+		if (status == RAFT_NOTLEADER)
+			glue_change_end(r, RAFT_GLUE_NOTLEADER,
+			    raft_strerror(status));
+		else if (r->step > 0 && raft_state(&g->raft) == RAFT_LEADER)
+			glue_add_undo(r, raft_strerror(status));
+		else
+			glue_change_end(r, RAFT_GLUE_UNKNOWN,
+			    raft_strerror(status));
 		return;
 	}
 	switch (r->step++) {
@@ -575,17 +627,29 @@ glue_change_cb(struct raft_change *req, int status)
 		    glue_change_cb);
 		break;
 	default:
-		r->change_cb(r->arg, RAFT_GLUE_OK, NULL);
-		free(r);
+		glue_change_end(r, RAFT_GLUE_OK, NULL);
 		return;
 	}
 	if (rv != 0) {
-		/* Part of the change is done: what is left is not. */
-		r->change_cb(r->arg, RAFT_GLUE_UNKNOWN, raft_errmsg(&g->raft));
-		free(r);
+		/* The node is in the configuration: undo rather than leave
+		 * it half added. */
+		if (raft_state(&g->raft) == RAFT_LEADER)
+			glue_add_undo(r, raft_strerror(rv));
+		else
+			glue_change_end(r, RAFT_GLUE_UNKNOWN,
+			    raft_errmsg(&g->raft));
 		return;
 	}
 	glue_kick(g);
+}
+
+/* libraft's message for the last failure, or the code's if it set none. */
+static const char *
+glue_errmsg(struct raft_glue *g, int rv)
+{
+	const char	*m = raft_errmsg(&g->raft);
+
+	return m != NULL && *m != '\0' ? m : raft_strerror(rv);
 }
 
 int
@@ -617,7 +681,7 @@ raft_glue_add(struct raft_glue *g, uint64_t id, const char *address,
 	r->u.change.data = r;
 	if ((rv = raft_add(&g->raft, &r->u.change, id, address,
 	    glue_change_cb)) != 0) {
-		*msg = raft_errmsg(&g->raft);
+		*msg = glue_errmsg(g, rv);
 		free(r);
 		return -1;
 	}
@@ -641,6 +705,7 @@ raft_glue_remove(struct raft_glue *g, uint64_t id, raft_glue_change_cb cb,
     void *arg, const char **msg)
 {
 	struct glue_req	*r;
+	int		 rv;
 
 	if ((r = calloc(1, sizeof *r)) == NULL) {
 		*msg = "out of memory";
@@ -651,8 +716,9 @@ raft_glue_remove(struct raft_glue *g, uint64_t id, raft_glue_change_cb cb,
 	r->arg = arg;
 	r->id = id;
 	r->u.change.data = r;
-	if (raft_remove(&g->raft, &r->u.change, id, glue_remove_cb) != 0) {
-		*msg = raft_errmsg(&g->raft);
+	if ((rv = raft_remove(&g->raft, &r->u.change, id,
+	    glue_remove_cb)) != 0) {
+		*msg = glue_errmsg(g, rv);
 		free(r);
 		return -1;
 	}

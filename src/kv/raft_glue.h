@@ -50,6 +50,7 @@ enum {
 	RAFT_GLUE_OK = 0,
 	RAFT_GLUE_NOTLEADER,	/* certainly not applied */
 	RAFT_GLUE_UNKNOWN,	/* may have been or be applied */
+	RAFT_GLUE_FAILED,	/* a change that failed and was undone */
 };
 
 /* Roles, as libraft's (RAFT_VOTER...) in the public API. */
@@ -139,10 +140,14 @@ const char	*raft_glue_address(struct raft_glue *, uint64_t id);
 /*
  * Membership changes, on the leader: add a node as a non-voter, let it
  * catch up, then make it a voter; or remove one.  cb(arg, status, msg)
- * once done (status 0), or failed (RAFT_GLUE_NOTLEADER with nothing
- * changed, RAFT_GLUE_UNKNOWN otherwise; msg says why).  Returns -1 with
- * msg if the change cannot start (not the leader, another change under
- * way, a bad id or address); cb is then not called.
+ * once done (status 0), or failed, msg saying why: RAFT_GLUE_NOTLEADER
+ * with nothing changed; RAFT_GLUE_FAILED when a node added could not be
+ * made a voter (it did not catch up: libraft gives up on a node that does
+ * not answer for a catch-up round) and was removed again; RAFT_GLUE_UNKNOWN
+ * when what is left is not known (leadership was lost, or the undoing
+ * failed: msg says so).  Returns -1 with msg if the change cannot start
+ * (not the leader, another change under way, a bad id or address); cb is
+ * then not called.
  */
 typedef void	(*raft_glue_change_cb)(void *arg, int status, const char *msg);
 int		 raft_glue_add(struct raft_glue *, uint64_t id,

@@ -3,6 +3,18 @@
 # and exit statuses, key and data forms, the server-down message, the
 # prompt reconnecting after a restart, and the check batteries: one run,
 # ten at once sharing a contention key, and a run whose server is killed.
+# Retries: a server stopped for a second (SIGSTOP) is waited for, or not
+# with --retry-time=0; a dead first address is passed over; the Admin
+# commands fail cleanly against single-node kvdb.  Then, against
+# tests/kvdb/fake-kv.py, which deduplicates by session as kvdb-replicated
+# does and can inject faults: the session metadata sent, one client id
+# per call slot of check, retries answered from the server's memory, check
+# failing when the server does not deduplicate, check passing through the
+# kill of the node it talks to, and the Admin commands' output and retry
+# rules.  Last, against a real three-node kvdb-replicated cluster: the
+# Admin commands, check through a kill -9 of the node it talks to and
+# through a kill -9 of the leader while it talks to a follower, and equal
+# digests on every node afterwards.
 #
 # usage: tests/kvdb/cli.sh
 # (DSD=src/dsd-san CLI=tools/dsd-cli-san for the sanitizer builds)
@@ -15,6 +27,10 @@ WORK=$(mktemp -d /tmp/dsd-cli-test.XXXXXX) || exit 1
 PORT=$(free_port)
 ADDR=127.0.0.1:$PORT
 SERVER=
+FAKE=
+BENCH_A=
+BENCH_B=
+NODES=
 
 start_server() {
 	"$DSD" --mode=kvdb --listen "$ADDR" --data-dir "$WORK/data" \
@@ -35,6 +51,13 @@ cleanup() {
 	exec 3>&- 2>/dev/null
 	stop_server
 	[ -n "$PROMPT" ] && kill "$PROMPT" 2>/dev/null
+	stop_fake
+	[ -n "$BENCH_A" ] && kill -9 "$BENCH_A" 2>/dev/null
+	[ -n "$BENCH_B" ] && kill "$BENCH_B" 2>/dev/null
+	for p in $NODES; do
+		kill -CONT "$p" 2>/dev/null
+		kill "$p" 2>/dev/null
+	done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -44,6 +67,59 @@ trap 'exit 1' INT TERM
 run() {
 	OUT=$("$CLI" -a "$ADDR" "$@" 2>&1)
 	RC=$?
+}
+
+# runa ADDRS ARGS...: the same against other addresses; MS is how long
+# it took, in milliseconds.
+runa() {
+	a=$1
+	shift
+	t0=$(date +%s%N)
+	OUT=$("$CLI" -a "$a" "$@" 2>&1)
+	RC=$?
+	MS=$((($(date +%s%N) - t0) / 1000000))
+}
+
+# The fake cluster node (tests/kvdb/fake-kv.py) on FPORT, with TCP fronts
+# on FRONT1 and FRONT2 standing for two more nodes.
+start_fake() {
+	FPORT=$(free_port)
+	FRONT1=$(free_port)
+	FRONT2=$(free_port)
+	rm -f "$WORK/fake.stats"
+	/usr/bin/python3 tests/kvdb/fake-kv.py --port "$FPORT" \
+	    --front "$FRONT1" --front "$FRONT2" --stats "$WORK/fake.stats" \
+	    "$@" 2>>"$WORK/fake.log" &
+	FAKE=$!
+	wait_for 20 test -f "$WORK/fake.stats"
+}
+
+stop_fake() {
+	if [ -n "$FAKE" ]; then
+		kill "$FAKE" 2>/dev/null
+		wait "$FAKE" 2>/dev/null
+	fi
+	FAKE=
+}
+
+# fake_stat EXPR: a Python expression over the fake's counts d (see
+# fake-kv.py), read from a fresh dump.
+fake_stat() {
+	rm -f "$WORK/fake.stats"
+	kill -USR2 "$FAKE"
+	wait_for 5 test -f "$WORK/fake.stats"
+	/usr/bin/python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(eval(sys.argv[2], {"d": d}))' "$WORK/fake.stats" "$1"
+}
+
+# is NAME GOT WANT: a value as expected.
+is() {
+	if [ "$2" = "$3" ]; then
+		ok "$1"
+	else
+		not_ok "$1 (got '$2', wanted '$3')"
+	fi
 }
 
 # expect NAME STATUS PATTERN...: the last run exited STATUS and its output
@@ -251,10 +327,83 @@ run help
 expect "help lists the commands and the DATA forms" 0 '^  get KEY$' \
     '^  tas KEY VERSION DATA \[TIMESTAMP\]$' 'x:HEX' '@FILE' 't:TEXT'
 
+# Retries and addresses against single-node kvdb.  A server stopped for a
+# second: the call's attempts time out (-t 300) and are retried until it
+# answers; with --retry-time=0 the first timeout is the answer.
+run set 4000 "still here"
+kill -STOP "$SERVER"
+(sleep 1; kill -CONT "$SERVER") &
+CONT=$!
+runa "$ADDR" -t 300 get 4000
+wait "$CONT"
+expect "a server stopped for 1 s: the get is retried until it answers" 0 \
+    '^data: still here$'
+if [ "$MS" -ge 900 ]; then
+	ok "...and it did wait for the server ($MS ms)"
+else
+	not_ok "...and it did wait for the server (only $MS ms)"
+fi
+kill -STOP "$SERVER"
+(sleep 1; kill -CONT "$SERVER") &
+CONT=$!
+runa "$ADDR" -t 300 --retry-time=0 get 4000
+wait "$CONT"
+expect "a server stopped, --retry-time=0: DEADLINE_EXCEEDED at once, exit 3" 3 \
+    '^dsd-cli: /dsd\.kvdb\.v1\.KV/Get: DEADLINE_EXCEEDED: deadline exceeded \(client\)$'
+if [ "$MS" -lt 900 ]; then
+	ok "...within the one attempt's deadline ($MS ms)"
+else
+	not_ok "...within the one attempt's deadline (took $MS ms)"
+fi
+wait_for 10 "$CLI" -a "$ADDR" health
+DEAD=127.0.0.1:$(free_port)
+runa "$DEAD,$ADDR" get 4000
+expect "-a with a dead first address and a live second: answered" 0 \
+    '^data: still here$'
+runa "$DEAD,$ADDR" --retry-time=0 get 4000
+expect "...but not with --retry-time=0: the first address is the answer, exit 3" \
+    3 "^dsd-cli: cannot connect to $DEAD: Connection refused$"
+runa "$DEAD,127.0.0.1:$(free_port)" --retry-time=300 get 4000
+expect "-a with two dead addresses: exit 3 after the retries" 3 \
+    '^dsd-cli: cannot connect to 127\.0\.0\.1:[0-9]+: Connection refused \([0-9]+ attempts'
+runa "$DEAD,$ADDR" check --keys 300
+expect "check with a dead first address passes, moving both slots on" 0 \
+    '^[0-9]+ passed, 0 failed$' \
+    "^# cannot connect to $DEAD: Connection refused; trying $ADDR$" \
+    '^# retries: [1-9][0-9]* of [0-9]+ calls retried .* 2 connection changes'
+for c in "member list" "member add 7 127.0.0.1:7380 127.0.0.1:7379" \
+    "member remove 7" "status" "status --digest"; do
+	# shellcheck disable=SC2086
+	run $c
+	expect "$c against single-node kvdb: UNIMPLEMENTED, exit 3" 3 \
+	    '^dsd-cli: /dsd\.kvdb\.v1\.Admin/[A-Za-z]+: UNIMPLEMENTED: '
+done
+run member add 0 127.0.0.1:7380 127.0.0.1:7379
+expect "member add with id 0: exit 2" 2 "^dsd-cli: bad ID '0'"
+run member add 7 nowhere 127.0.0.1:7379
+expect "member add with a RAFTADDR without a port: exit 2" 2 \
+    "^dsd-cli: bad RAFTADDR 'nowhere'"
+run member add 7 localhost:7380 127.0.0.1:7379
+expect "member add with a RAFTADDR that is a name, not IPv4: exit 2" 2 \
+    "^dsd-cli: bad RAFTADDR 'localhost:7380': IPV4:PORT$"
+run member add 7 127.0.0.1:70000 127.0.0.1:7379
+expect "member add with a port past 65535: exit 2" 2 \
+    "^dsd-cli: bad RAFTADDR '127.0.0.1:70000': the port is 1 to 65535$"
+run member frob
+expect "member with an unknown subcommand: usage, exit 2" 2 '^usage: member list$'
+run status --bogus
+expect "status with an unknown flag: usage, exit 2" 2 '^usage: status'
+run --retry-time=-1 get 1
+expect "--retry-time=-1: exit 2" 2 'retry-time takes milliseconds'
+OUT=$("$CLI" -a "$ADDR,,$ADDR" get 1 2>&1)
+RC=$?
+expect "-a with an empty address in the list: exit 2" 2 'empty address'
+
 # The interactive prompt, driven through a pipe: quoting, and a restart of
 # the server between commands and while it is down.
 mkfifo "$WORK/in"
-"$CLI" -a "$ADDR" <"$WORK/in" >"$WORK/prompt.out" 2>"$WORK/prompt.err" &
+"$CLI" -a "$ADDR" --retry-time=300 <"$WORK/in" >"$WORK/prompt.out" \
+    2>"$WORK/prompt.err" &
 PROMPT=$!
 exec 3>"$WORK/in"
 echo 'set 3000 "quoted words" 1700000000000' >&3
@@ -283,8 +432,8 @@ expect "prompt: quoting with double quotes, single quotes, backslash" 0 \
     '^data: quoted words$' '^data: single quoted$' '^data: back slash$'
 expect "prompt: a restart between commands reconnects without a failed call" \
     0 "^dsd-cli: connection to $ADDR was lost: .*; reconnecting$"
-expect "prompt: with the server down, a clear message" 0 \
-    "^dsd-cli: cannot connect to $ADDR: Connection refused$"
+expect "prompt: with the server down, a clear message after the retries" 0 \
+    "^dsd-cli: cannot connect to $ADDR: Connection refused \\([0-9]+ attempts in [0-9]+ ms\\)$"
 expect "prompt: the next command reconnects, and the data survived" 0 \
     '^data: back slash$'
 expect "prompt: an unmatched quote is reported" 0 'unmatched quote'
@@ -324,8 +473,9 @@ run get "$SHARED"
 expect "shared contention key: version is 1 + the successes of all ten" \
     0 "^version: $((sum + 1))$" "^data: $((sum + 1))$"
 
-# A run whose server dies under it reports what it saw and exits 3.
-"$CLI" -a "$ADDR" check --keys 200000 --concurrency 200 \
+# A run whose server dies under it, and does not come back within the
+# retry time, reports what it saw and exits 3.
+"$CLI" -a "$ADDR" --retry-time=1000 check --keys 200000 --concurrency 200 \
     >"$WORK/cut.out" 2>&1 &
 CUT=$!
 wait_for 10 grep -q '^# check of' "$WORK/cut.out"
@@ -336,13 +486,298 @@ RC=$?
 OUT=$(cat "$WORK/cut.out")
 expect "check: a server killed mid-run is reported, exit 3" 3 \
     "^not ok - .*(connection lost to|cannot connect to) $ADDR" \
-    'calls were in flight and got no answer' '^[0-9]+ passed, [1-9][0-9]* failed$'
+    'got no answer within the retry time' \
+    "^# connection to $ADDR was lost: .*; reconnecting$" \
+    '^[0-9]+ passed, [1-9][0-9]* failed$'
 
 # No server at all.
-run get 1
-expect "server down: 'cannot connect ... Connection refused', exit 3" 3 \
-    "^dsd-cli: cannot connect to $ADDR: Connection refused$"
-run check
+run --retry-time=0 get 1
+expect "server down, no retries: 'cannot connect ... Connection refused', exit 3" \
+    3 "^dsd-cli: cannot connect to $ADDR: Connection refused$"
+runa "$ADDR" --retry-time=400 get 1
+expect "server down: the retries are counted in the message, exit 3" 3 \
+    "^dsd-cli: cannot connect to $ADDR: Connection refused \\([2-9][0-9]* attempts in [0-9]+ ms\\)$"
+# No retry starts later than 400 ms after the first attempt; the doubling
+# delays (20, 40, 80... ms) make the last one start between 150 and 400.
+if [ "$MS" -ge 150 ] && [ "$MS" -lt 2000 ]; then
+	ok "server down: --retry-time=400 gives up within it ($MS ms)"
+else
+	not_ok "server down: --retry-time=400 gives up within it" \
+	    "(took $MS ms)"
+fi
+run --retry-time=300 check
 expect "check with the server down: exit 3" 3 "cannot connect to $ADDR"
+
+# dsd-bench over two servers, as over the nodes of a cluster: the
+# connections spread over both, and when one is killed the run goes on to
+# its end on the other, counting the cut calls as errors by status.
+BENCH=${BENCH:-$PWD/tools/dsd-bench}
+BA=127.0.0.1:$(free_port)
+BB=127.0.0.1:$(free_port)
+"$DSD" --mode=kvdb --listen "$BA" --data-dir "$WORK/ba" 2>>"$WORK/bench.log" &
+BENCH_A=$!
+"$DSD" --mode=kvdb --listen "$BB" --data-dir "$WORK/bb" 2>>"$WORK/bench.log" &
+BENCH_B=$!
+wait_for 20 "$CLI" -a "$BA" health && wait_for 20 "$CLI" -a "$BB" health
+"$BENCH" -a "$BA,$BB" -c 4 -s 8 -d 3 --mix set=50,get=50 \
+    >"$WORK/bench.out" 2>"$WORK/bench.err" &
+BP=$!
+sleep 1.2
+kill -9 "$BENCH_A"
+wait "$BENCH_A" 2>/dev/null
+BENCH_A=
+wait "$BP"
+RC=$?
+OUT=$(cat "$WORK/bench.out" "$WORK/bench.err")
+expect "dsd-bench: a server killed mid-run, the run goes on, exit 1" 1 \
+    "^target: +kvdb at $BA,$BB$" \
+    "^dsd-bench: connection [02] to $BA lost: " \
+    '^connections: 2 lost, [2-9][0-9]* reopened$' \
+    '^summary: .* secs=(2\.[5-9]|3\.)[0-9]* .*conns_lost=2$'
+errs=$(printf '%s\n' "$OUT" |
+    sed -n 's/^summary: .* unknown=\([0-9]*\) deadline=\([0-9]*\) unavailable=\([0-9]*\).*/\1 \2 \3/p')
+set -- $errs
+if [ $# -eq 3 ] && [ $(($1 + $2 + $3)) -gt 0 ] &&
+    printf '%s\n' "$OUT" | grep -Eq '^by status: +\((UNKNOWN|UNAVAILABLE|DEADLINE_EXCEEDED) [0-9]+'; then
+	ok "dsd-bench: the cut calls are counted by status ($errs)"
+else
+	not_ok "dsd-bench: the cut calls are counted by status ('$errs')"
+fi
+OUT=$("$BENCH" -q -a "127.0.0.1:$(free_port),$BB" -c 2 -s 4 -n 2000 2>&1)
+RC=$?
+expect "dsd-bench: a dead first address is passed over, exit 0" 0 \
+    '^summary: target=kvdb ok=2000 .*errors=0 '
+OUT=$("$BENCH" -q -a "$BB" -n 10 --target etcd --etcd-read=fast 2>&1)
+RC=$?
+expect "dsd-bench: --etcd-read takes linearizable or serializable, exit 2" 2 \
+    'linearizable or serializable'
+kill "$BENCH_B"
+wait "$BENCH_B" 2>/dev/null
+BENCH_B=
+
+# Against the fake cluster node.  The session metadata: a one-shot run is
+# a session of its own, starting at seq 1; the prompt keeps one session.
+if ! /usr/bin/python3 -c 'import grpc' 2>/dev/null; then
+	not_ok "python3-grpcio is needed for the fake cluster node (tools/setup)"
+	finish
+	exit 1
+fi
+start_fake
+FADDR=127.0.0.1:$FPORT
+runa "$FADDR" set 1 one
+runa "$FADDR" get 1
+expect "fake node: set and get" 0 '^data: one$'
+is "every KV call carried dsd-client-id and dsd-seq, well formed" \
+    "$(fake_stat 'd.get("missing_md", 0) + d.get("bad_md", 0)')" 0
+is "two one-shot runs: two client ids, each at seq 1" \
+    "$(fake_stat '[r[2] for r in d["recent"][-2:]] + [len(set(r[1] for r in d["recent"][-2:]))]')" \
+    "[1, 1, 2]"
+printf 'set 2 two\nget 2\ndel 2\n' | "$CLI" -a "$FADDR" >/dev/null 2>&1
+is "the prompt: one client id, seq 1, 2, 3" \
+    "$(fake_stat '[r[2] for r in d["recent"][-3:]] + [len(set(r[1] for r in d["recent"][-3:]))]')" \
+    "[1, 2, 3, 1]"
+
+# Check: one client id per call slot (--concurrency 20), one call at a
+# time on each, seqs in order.
+ids0=$(fake_stat 'd["ids"]')
+runa "$FADDR" check --keys 500 --concurrency 20
+expect "fake node: check passes" 0 '^[0-9]+ passed, 0 failed$'
+is "check: 20 calls in flight use 20 client ids" \
+    "$(fake_stat 'd["ids"]')" $((ids0 + 20))
+is "check: no client id had two calls out at once, no seq out of order" \
+    "$(fake_stat 'd.get("overlap", 0) + d.get("seq_gaps", 0) + d.get("stale", 0)')" 0
+stop_fake
+
+# Faults: UNAVAILABLE before applying, UNKNOWN after (a reply lost), an
+# answer after the deadline (-t 300).  Every retry of a lost reply must
+# have been answered from the server's memory of the session, and check
+# passes: exactly-once.
+start_fake --faults 0.02 --seed 3
+FADDR=127.0.0.1:$FPORT
+runa "$FADDR" -t 300 check --keys 500 --concurrency 20
+expect "faults with deduplication: check passes" 0 \
+    '^[0-9]+ passed, 0 failed$' \
+    '^# retries: [1-9][0-9]* of [0-9]+ calls retried \(UNKNOWN [1-9][0-9]*, DEADLINE_EXCEEDED [1-9][0-9]*, UNAVAILABLE [1-9][0-9]* attempts\)'
+is "faults: replies were lost (UNKNOWN after applying, or too late)" \
+    "$(fake_stat 'd.get("injected_unknown", 0) > 0 and d.get("injected_late", 0) > 0')" \
+    True
+is "faults: each lost reply came back by a retry with its id and seq, from memory" \
+    "$(fake_stat 'd["lost_unanswered"]')" 0
+stop_fake
+# Without deduplication a retried write is applied twice, and check must
+# say so: retries never make a wrong answer pass.
+start_fake --faults 0.02 --seed 3 --no-dedup
+FADDR=127.0.0.1:$FPORT
+runa "$FADDR" -t 300 check --keys 500 --concurrency 20
+expect "faults without deduplication: check fails on the doubled writes" 1 \
+    '^not ok - stress: set every key: SUCCESS: [0-9]+ of 500 replies were wrong$' \
+    '^[0-9]+ passed, [1-9][0-9]* failed$'
+stop_fake
+
+# A node killed under check (its connections reset, its port closed):
+# check, given two addresses, passes straight through.
+start_fake
+"$CLI" -a "127.0.0.1:$FRONT1,127.0.0.1:$FRONT2" check --keys 3000 \
+    --concurrency 50 >"$WORK/kill.out" 2>&1 &
+CK=$!
+wait_for 30 grep -q '^ok - stress: set every key' "$WORK/kill.out"
+kill -USR1 "$FAKE"
+wait "$CK"
+RC=$?
+OUT=$(cat "$WORK/kill.out")
+expect "check through the kill of the node it talks to: passes" 0 \
+    '^[0-9]+ passed, 0 failed$' \
+    "^# connection to 127.0.0.1:$FRONT1 was lost: .*; trying 127.0.0.1:$FRONT2$" \
+    '^# retries: [1-9][0-9]* of [0-9]+ calls retried'
+
+# Admin: the output, and what is retried.
+FADDR=127.0.0.1:$FPORT
+runa "$FADDR" member list
+expect "member list: one member a line, the leader marked" 0 \
+    '^1 127\.0\.0\.1:9001 127\.0\.0\.1:7001 voter leader$' \
+    '^2 127\.0\.0\.1:9002 127\.0\.0\.1:7002 standby$' '^3 - - spare$'
+is "member list: three lines" "$(printf '%s\n' "$OUT" | wc -l)" 3
+runa "$FADDR" member add 1001 127.0.0.1:9101 127.0.0.1:7101
+expect "member add cut with UNKNOWN: reported, exit 3" 3 \
+    '^dsd-cli: /dsd\.kvdb\.v1\.Admin/MemberAdd: UNKNOWN: '
+is "...and not retried (it may have been applied)" \
+    "$(fake_stat 'd["admin"].get("MemberAdd 1001")')" 1
+runa "$FADDR" member add 1014 127.0.0.1:9114 127.0.0.1:7114
+expect "member add refused with UNAVAILABLE: retried, the new membership" 0 \
+    '^1014 127\.0\.0\.1:9114 127\.0\.0\.1:7114 voter$'
+is "...in two calls" "$(fake_stat 'd["admin"].get("MemberAdd 1014")')" 2
+runa "$FADDR" member remove 1001
+expect "member remove cut with UNKNOWN: exit 3" 3 'MemberRemove: UNKNOWN: '
+is "...and not retried" "$(fake_stat 'd["admin"].get("MemberRemove 1001")')" 1
+runa "$FADDR" member remove 2
+expect "member remove: the membership without it" 0 '^1 .* voter leader$'
+case $OUT in
+*"2 127.0.0.1:9002"*) not_ok "...member 2 is gone from it" ;;
+*) ok "...member 2 is gone from it" ;;
+esac
+runa "$FADDR" status
+expect "status: name: value lines, retried after UNKNOWN" 0 '^id: 2$' \
+    '^state: follower$' '^leader_id: 1$' '^term: 7$' '^commit_index: 120$' \
+    '^applied_index: 119$' '^last_index: 121$' '^sessions: [0-9]+$' \
+    '^raft_address: 127\.0\.0\.1:9002$' '^client_address: 127\.0\.0\.1:7002$'
+case $OUT in
+*digest*) not_ok "status: no digest unless asked" ;;
+*) ok "status: no digest unless asked" ;;
+esac
+is "...in two calls" "$(fake_stat 'd["admin"].get("Status")')" 2
+runa "$FADDR" status --digest
+expect "status --digest: the digest in hex" 0 '^digest: 00000000deadbeef$'
+stop_fake
+
+# A real cluster, when the build has kvdb-replicated (libraft).
+if ! "$DSD" --help 2>&1 | grep -q 'kvdb-replicated'; then
+	finish
+	exit
+fi
+for i in 1 2 3; do
+	eval "RA$i=127.0.0.1:$(free_port) CA$i=127.0.0.1:$(free_port)"
+done
+SPEC="1=$RA1/$CA1,2=$RA2/$CA2,3=$RA3/$CA3"
+CALL="$CA1,$CA2,$CA3"
+# node I: start node I of the cluster; its pid in NP<I>.
+node() {
+	"$DSD" --mode=kvdb-replicated --node-id="$1" --cluster="$SPEC" \
+	    --data-dir="$WORK/node$1" --election-timeout=300 \
+	    --heartbeat-timeout=50 >>"$WORK/node$1.log" 2>&1 &
+	eval "NP$1=$!"
+	NODES="$NODES $!"
+}
+# leader: the leader's id, from member list (empty while there is none).
+leader() {
+	"$CLI" -a "$CALL" --retry-time=2000 member list 2>/dev/null |
+	    awk '$NF == "leader" { print $1 }'
+}
+wait_leader() {
+	wait_for 20 sh -c "'$CLI' -a '$CALL' --retry-time=2000 member list |
+	    grep -q ' leader\$'"
+	LEADER=$(leader)
+}
+# the_others I: the client addresses of the nodes other than I.
+the_others() {
+	o=
+	for j in 1 2 3; do
+		[ "$j" = "$1" ] && continue
+		eval "o=\${o:+\$o,}\$CA$j"
+	done
+	echo "$o"
+}
+node 1
+node 2
+node 3
+wait_leader
+if [ -n "$LEADER" ]; then
+	ok "kvdb-replicated: three nodes elect leader $LEADER"
+else
+	not_ok "kvdb-replicated: three nodes elect a leader"
+	tail -n 5 "$WORK"/node*.log
+	finish
+	exit 1
+fi
+runa "$CALL" member list
+expect "replicated: member list, three voters, one leader" 0 \
+    "^1 $RA1 $CA1 voter( leader)?$" "^2 $RA2 $CA2 voter( leader)?$" \
+    "^3 $RA3 $CA3 voter( leader)?$"
+is "replicated: exactly one line marks the leader" \
+    "$(printf '%s\n' "$OUT" | grep -c ' leader$')" 1
+runa "$CA1" status
+expect "replicated: status of node 1" 0 '^id: 1$' \
+    '^state: (leader|follower)$' "^leader_id: $LEADER$" \
+    "^client_address: $CA1$"
+
+# check talks to node 1 (the first address); node 1 is killed mid-run.
+"$CLI" -a "$CALL" check --keys 3000 >"$WORK/repl1.out" 2>&1 &
+CK=$!
+wait_for 60 grep -q '^ok - stress: set every key' "$WORK/repl1.out"
+kill -9 "$NP1"
+wait "$NP1" 2>/dev/null
+wait "$CK"
+RC=$?
+OUT=$(cat "$WORK/repl1.out")
+expect "replicated: check passes through a kill -9 of the node it talks to" \
+    0 '^[0-9]+ passed, 0 failed$' \
+    "^# connection to $CA1 was lost: .*; trying $CA2$"
+node 1
+wait_leader
+
+# check talks to one follower only; the leader is killed mid-run.
+F=1
+[ "$LEADER" = 1 ] && F=2
+eval "FA=\$CA$F LP=\$NP$LEADER"
+"$CLI" -a "$FA" check --keys 3000 >"$WORK/repl2.out" 2>&1 &
+CK=$!
+wait_for 60 grep -q '^ok - stress: set every key' "$WORK/repl2.out"
+kill -9 "$LP"
+wait "$LP" 2>/dev/null
+wait "$CK"
+RC=$?
+OUT=$(cat "$WORK/repl2.out")
+expect "replicated: check of follower $F passes through a kill -9 of leader $LEADER" \
+    0 '^[0-9]+ passed, 0 failed$' '^# retries: [1-9]'
+node "$LEADER"
+wait_leader
+
+# Every node ends with the same state: equal digests at equal indexes.
+same=no
+for try in 1 2 3 4 5 6 7 8 9 10; do
+	d=$(for j in 1 2 3; do
+		eval "a=\$CA$j"
+		"$CLI" -a "$a" status --digest |
+		    sed -n 's/^\(applied_index\|digest\): //p' | tr '\n' ' '
+		echo
+	done | sort -u)
+	if [ "$(printf '%s\n' "$d" | wc -l)" -eq 1 ] &&
+	    [ -n "$(printf '%s' "$d" | tr -d ' ')" ]; then
+		same=yes
+		break
+	fi
+	sleep 0.5
+done
+is "replicated: the three nodes reach the same applied index and digest" \
+    "$same" yes
 
 finish

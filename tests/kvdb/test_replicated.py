@@ -530,6 +530,22 @@ def test_snapshot_install():
 def test_membership():
     c = Cluster(3)
     leader = c.start()
+    # A node that never answers: libraft gives up catching it up, and it
+    # is taken out again rather than left half added.
+    f = c.follower(leader)
+    before, _ = f.cl().members()
+    t0 = time.time()
+    try:
+        f.cl().member_add(9, "127.0.0.1:%d" % free_port(),
+                          "127.0.0.1:%d" % free_port())
+        check("member add of a node that does not run fails", False)
+    except grpc.RpcError as e:
+        check("member add of a node that does not run fails "
+              "FAILED_PRECONDITION in %.1f s, saying it was removed again" %
+              (time.time() - t0),
+              e.code() == grpc.StatusCode.FAILED_PRECONDITION and
+              "removed" in (e.details() or "") and
+              f.cl().members()[0] == before, (e, f.cl().members()))
     newcomer = Node(c, 4)
     c.nodes.append(newcomer)
     newcomer.joined = True
