@@ -157,8 +157,8 @@ boot() {
 	return 1
 }
 
-# poweroff: stop the container the way a machine stops, wait for it.
-poweroff() {
+# container_poweroff: stop the container the way a machine stops, wait for it.
+container_poweroff() {
 	container_alive || return 0
 	C systemctl poweroff --no-block >/dev/null 2>&1
 	i=0
@@ -175,7 +175,7 @@ poweroff() {
 cleanup() {
 	trap - EXIT INT TERM HUP
 	if container_alive; then
-		poweroff || {
+		container_poweroff || {
 			echo "# the container did not power off; killing it"
 			kill -KILL "$UPID" 2>/dev/null
 			wait "$UJOB" 2>/dev/null
@@ -313,6 +313,45 @@ boot_first() {
 	t "the container has a hostname of its own" \
 	    '[ "$(C hostname)" = dsd-unit-test ] && [ "$(hostname)" != dsd-unit-test ]'
 	C systemd-analyze log-level debug
+}
+
+# verify UNIT: "systemd-analyze verify UNIT" has nothing to say of dsd's
+# files.
+verify() {
+	C systemd-analyze verify "$1" >"$W/verify.log" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ] && ! grep -q dsd "$W/verify.log"; then
+		ok "systemd-analyze verify $1 is clean"
+	else
+		not_ok "systemd-analyze verify $1 (exit $rc)"
+		show "$W/verify.log"
+	fi
+}
+
+# ready_then_running UNIT: the journal has systemd's READY=1 from UNIT's
+# main process, then the change from start to running (debug level).
+ready_then_running() {
+	C journalctl -u "$1" -o cat --no-pager >"$W/journal.log" 2>&1
+	ready=$(grep -n 'Got notification message from PID [0-9]* (READY=1)' \
+	    "$W/journal.log" | head -n 1 | cut -d: -f1)
+	running=$(grep -n 'Changed start -> running' "$W/journal.log" |
+	    head -n 1 | cut -d: -f1)
+	[ -n "$ready" ] && [ -n "$running" ] && [ "$ready" -lt "$running" ]
+}
+
+# container_reboot: power the container off and boot it again on the same root (the
+# second boot), checks of both; fails if it does not come back.
+container_reboot() {
+	t "the container powers off" container_poweroff
+	if boot 2; then
+		ok "systemd boots again on the same root"
+		C systemctl is-system-running --wait >/dev/null 2>&1
+		return 0
+	fi
+	not_ok "systemd boots again on the same root"
+	show "$W/unshare2.log"
+	show "$W/console2.log"
+	return 1
 }
 
 # security UNIT: "systemd-analyze security UNIT", the items it counts

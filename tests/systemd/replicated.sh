@@ -152,13 +152,8 @@ follows() {
 	    probe "$1" status | grep -qx "leader_id: $LN"
 }
 
-ready_then_running() {
-	C journalctl -u "$T@$1" -o cat --no-pager >"$W/journal.log"
-	ready=$(grep -n 'Got notification message from PID [0-9]* (READY=1)' \
-	    "$W/journal.log" | head -n 1 | cut -d: -f1)
-	running=$(grep -n 'Changed start -> running' "$W/journal.log" |
-	    head -n 1 | cut -d: -f1)
-	[ -n "$ready" ] && [ -n "$running" ] && [ "$ready" -lt "$running" ]
+ready() {
+	ready_then_running "$T@$1.service"
 }
 
 bootstrapped() {
@@ -281,14 +276,7 @@ outer() {
 	# 4. Install; three settings files from the example.
 	cp -a "$W/dest/." "$R/"
 	t "systemctl daemon-reload" 'C systemctl daemon-reload'
-	C systemd-analyze verify "$T@1.service" >"$W/verify.log" 2>&1
-	rc=$?
-	if [ $rc -eq 0 ] && ! grep -q dsd "$W/verify.log"; then
-		ok "systemd-analyze verify $T@1.service is clean"
-	else
-		not_ok "systemd-analyze verify $T@1.service (exit $rc)"
-		show "$W/verify.log"
-	fi
+	verify "$T@1.service"
 	# Snapshots every 128 entries, so that the checks below take some,
 	# and 16 entries kept after one, so that a node that was down
 	# catches up from the leader's snapshot.
@@ -315,7 +303,7 @@ outer() {
 	show "$W/status.log"
 	t "each is active (running)" 'each is_active'
 	t "systemd got each one's READY=1, and only then went start -> running" \
-	    'each ready_then_running'
+	    'each ready'
 	t "journal: each bootstrapped the cluster of 3 from its file, data in its StateDirectory" \
 	    'each bootstrapped'
 	s=$(date +%s%N)
@@ -548,10 +536,7 @@ outer() {
 	# 15. Enabled, the three start at boot; a reboot keeps the data.
 	t "systemctl enable $T@1 $T@2 $T@3" 'C systemctl enable $(units)'
 	t "enable links them into multi-user.target.wants" 'each is_linked'
-	t "the container powers off" poweroff
-	if boot 2; then
-		ok "systemd boots again on the same root"
-		C systemctl is-system-running --wait >/dev/null 2>&1
+	if container_reboot; then
 		C journalctl -b -1 -u "$T@*" -o cat --no-pager \
 		    >"$W/journal-1.log" 2>&1
 		t "previous boot's journal: each exited 0 at the shutdown, none killed by a refused call" \
@@ -566,11 +551,7 @@ outer() {
 		t "they elect a leader: health SERVING on each" 'each serving'
 		t "the data survived the reboot, read through each node" \
 		    'each has_data'
-		t "the container powers off again" poweroff
-	else
-		not_ok "systemd boots again on the same root"
-		show "$W/unshare2.log"
-		show "$W/console2.log"
+		t "the container powers off again" container_poweroff
 	fi
 
 	finish

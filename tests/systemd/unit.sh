@@ -53,14 +53,7 @@ outer() {
 	# 4. Install the unit and settings as make install put them.
 	cp -a "$W/dest/." "$R/"
 	t "systemctl daemon-reload" 'C systemctl daemon-reload'
-	C systemd-analyze verify dsd-kvdb.service >"$W/verify.log" 2>&1
-	rc=$?
-	if [ $rc -eq 0 ] && ! grep -q dsd "$W/verify.log"; then
-		ok "systemd-analyze verify dsd-kvdb.service is clean"
-	else
-		not_ok "systemd-analyze verify dsd-kvdb.service (exit $rc)"
-		show "$W/verify.log"
-	fi
+	verify dsd-kvdb.service
 
 	# 5. Start: active only after READY=1, and serving at once.
 	t "systemctl start dsd-kvdb" 'C systemctl start dsd-kvdb'
@@ -71,13 +64,8 @@ outer() {
 	show "$W/status.log"
 	t "status: Active: active (running)" \
 	    'grep -q "Active: active (running)" "$W/status.log"'
-	C journalctl -u dsd-kvdb -o cat --no-pager >"$W/journal.log" 2>&1
-	ready=$(grep -n 'Got notification message from PID [0-9]* (READY=1)' \
-	    "$W/journal.log" | head -n 1 | cut -d: -f1)
-	running=$(grep -n 'Changed start -> running' "$W/journal.log" |
-	    head -n 1 | cut -d: -f1)
 	t "systemd got READY=1, and only then went start -> running" \
-	    '[ -n "$ready" ] && [ -n "$running" ] && [ "$ready" -lt "$running" ]'
+	    'ready_then_running dsd-kvdb.service'
 	MAIN=$(C systemctl show -p MainPID --value dsd-kvdb)
 	DUID=$(C systemctl show -p UID --value dsd-kvdb)
 	echo "# main PID $MAIN, user $(C systemctl show -p User --value dsd-kvdb), uid $DUID"
@@ -225,10 +213,7 @@ outer() {
 	t "systemctl enable dsd-kvdb" 'C systemctl enable dsd-kvdb'
 	t "enable links it into multi-user.target.wants" \
 	    '[ -L "$R/etc/systemd/system/multi-user.target.wants/dsd-kvdb.service" ]'
-	t "the container powers off" poweroff
-	if boot 2; then
-		ok "systemd boots again on the same root"
-		C systemctl is-system-running --wait >/dev/null 2>&1
+	if container_reboot; then
 		t "dsd-kvdb is active after the boot, unasked" \
 		    'C systemctl is-active dsd-kvdb'
 		t "all three keys survived the reboot" \
@@ -243,11 +228,7 @@ outer() {
 		    ! grep -q "snapshot failed" "$W/journal-1.log"'
 		echo "# previous boot's journal, last lines of dsd-kvdb:"
 		tail -n 4 "$W/journal-1.log" | sed 's/^/    # /'
-		t "the container powers off again" poweroff
-	else
-		not_ok "systemd boots again on the same root"
-		show "$W/unshare2.log"
-		show "$W/console2.log"
+		t "the container powers off again" container_poweroff
 	fi
 
 	finish
