@@ -91,8 +91,8 @@ leader() {
 	done | sort -n | tail -n 1
 }
 
-# wait_leader AFTER: wait (10 s at most) until a node leads in a term
-# above AFTER; sets LT (term) and LN (node).
+# wait_leader AFTER: wait (100 tries, 0.1 s apart) until a node leads in
+# a term above AFTER; sets LT (term) and LN (node).
 wait_leader() {
 	LT=
 	LN=
@@ -253,7 +253,9 @@ outer() {
 	    sh -c "! grep -q '@[a-zA-Z]*@' '$TPL'"
 	grep -v '^#' "$W/src/conf/dsd-sandbox.inc" >"$W/sandbox"
 	for u in "$TPL" "$KVDB"; do
-		sed -n '/^StateDirectoryMode=/,/^UMask=/p' "$u" >"$W/unit-sandbox"
+		awk -v a="$(head -n 1 "$W/sandbox")" -v b="$(tail -n 1 "$W/sandbox")" \
+		    '$0 == a { p = 1 } p { print } $0 == b { p = 0 }' "$u" \
+		    >"$W/unit-sandbox"
 		check "$(basename "$u") has the sandbox of conf/dsd-sandbox.inc, line for line" \
 		    cmp "$W/sandbox" "$W/unit-sandbox"
 	done
