@@ -388,6 +388,23 @@ glue_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 /* Requests. */
 
+/* A request of ours through libraft, or NULL if memory ran out. */
+static struct glue_req *
+glue_req_new(struct raft_glue *g, raft_glue_cb cb, raft_glue_change_cb ccb,
+    void *arg, uint64_t id)
+{
+	struct glue_req	*r;
+
+	if ((r = calloc(1, sizeof *r)) == NULL)
+		return NULL;
+	r->g = g;
+	r->cb = cb;
+	r->change_cb = ccb;
+	r->arg = arg;
+	r->id = id;
+	return r;
+}
+
 static void
 glue_apply_cb(struct raft_apply *req, int status, void *result)
 {
@@ -405,7 +422,7 @@ raft_glue_apply(struct raft_glue *g, const uint8_t *entry, size_t len,
 	struct raft_buffer	 buf;
 	int			 rv;
 
-	if (g->closed || (r = calloc(1, sizeof *r)) == NULL)
+	if (g->closed || (r = glue_req_new(g, cb, NULL, arg, 0)) == NULL)
 		return -1;
 	/* libraft frees entries with raft_free(): give it its own. */
 	if ((buf.base = raft_malloc(len)) == NULL) {
@@ -414,9 +431,6 @@ raft_glue_apply(struct raft_glue *g, const uint8_t *entry, size_t len,
 	}
 	memcpy(buf.base, entry, len);
 	buf.len = len;
-	r->g = g;
-	r->cb = cb;
-	r->arg = arg;
 	r->u.apply.data = r;
 	if ((rv = raft_apply(&g->raft, &r->u.apply, &buf, 1,
 	    glue_apply_cb)) != 0) {
@@ -444,11 +458,8 @@ raft_glue_barrier(struct raft_glue *g, raft_glue_cb cb, void *arg)
 {
 	struct glue_req	*r;
 
-	if (g->closed || (r = calloc(1, sizeof *r)) == NULL)
+	if (g->closed || (r = glue_req_new(g, cb, NULL, arg, 0)) == NULL)
 		return -1;
-	r->g = g;
-	r->cb = cb;
-	r->arg = arg;
 	r->u.barrier.data = r;
 	if (raft_barrier(&g->raft, &r->u.barrier, glue_barrier_cb) != 0) {
 		free(r);
@@ -670,14 +681,10 @@ raft_glue_add(struct raft_glue *g, uint64_t id, const char *address,
 	}
 	free(ra);
 	free(ca);
-	if ((r = calloc(1, sizeof *r)) == NULL) {
+	if ((r = glue_req_new(g, NULL, cb, arg, id)) == NULL) {
 		*msg = "out of memory";
 		return -1;
 	}
-	r->g = g;
-	r->change_cb = cb;
-	r->arg = arg;
-	r->id = id;
 	r->u.change.data = r;
 	if ((rv = raft_add(&g->raft, &r->u.change, id, address,
 	    glue_change_cb)) != 0) {
@@ -707,14 +714,10 @@ raft_glue_remove(struct raft_glue *g, uint64_t id, raft_glue_change_cb cb,
 	struct glue_req	*r;
 	int		 rv;
 
-	if ((r = calloc(1, sizeof *r)) == NULL) {
+	if ((r = glue_req_new(g, NULL, cb, arg, id)) == NULL) {
 		*msg = "out of memory";
 		return -1;
 	}
-	r->g = g;
-	r->change_cb = cb;
-	r->arg = arg;
-	r->id = id;
 	r->u.change.data = r;
 	if ((rv = raft_remove(&g->raft, &r->u.change, id,
 	    glue_remove_cb)) != 0) {
