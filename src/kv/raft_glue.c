@@ -39,6 +39,11 @@ struct raft_glue {
 	raft_uv_accept_cb	 accept_cb;
 	raft_uv_transport_close_cb tr_close_cb;
 	struct raft_io		 io;
+	/* raft_uv's own close, and the callback it is given (see
+	 * glue_io_close()). */
+	void			(*io_close)(struct raft_io *, raft_io_close_cb);
+	raft_io_close_cb	 io_close_cb;
+	int			 io_closed;
 	struct raft_fsm		 fsm;
 	struct raft		 raft;
 	int			 started;
@@ -76,6 +81,7 @@ struct glue_req {
 static void	glue_run(struct raft_glue *);
 static void	glue_spare_check(struct raft_glue *);
 static void	glue_change_cb(struct raft_change *, int);
+static void	glue_io_close(struct raft_io *, raft_io_close_cb);
 
 const char *
 raft_glue_version(void)
@@ -854,6 +860,8 @@ raft_glue_new(const struct raft_glue_config *cfg, char *err, size_t errlen)
 	 */
 	if (g->io.version < 2 && g->io.async_work != NULL)
 		g->io.version = 2;
+	g->io_close = g->io.close;
+	g->io.close = glue_io_close;
 	/* Snapshots are written by libuv's threads; lz4 would only cost CPU
 	 * on a machine whose cores the nodes share. */
 	raft_uv_set_snapshot_compression(&g->io, false);
@@ -896,6 +904,39 @@ fail:
 	return NULL;
 }
 
+/*
+ * libraft 0.15's raft_uv can report its close twice: a segment's writer
+ * is taken off the queue that uvMaybeFireCloseCb() checks before its own
+ * close completes, and that completion checks again, finds everything
+ * closed and calls the close callback a second time; raft's callback then
+ * frees its address twice (seen on a one-node cluster stopped after a
+ * write).  Between raft and its I/O, through the public raft_io methods,
+ * let only the first report through.
+ */
+static void
+glue_io_closed(struct raft_io *io)
+{
+	struct raft		*r = io->data;
+	struct raft_glue	*g = r->data;
+
+	if (g->io_closed) {
+		log_debug("raft: libraft's I/O reported its close again");
+		return;
+	}
+	g->io_closed = 1;
+	g->io_close_cb(io);
+}
+
+static void
+glue_io_close(struct raft_io *io, raft_io_close_cb cb)
+{
+	struct raft		*r = io->data;
+	struct raft_glue	*g = r->data;
+
+	g->io_close_cb = cb;
+	g->io_close(io, glue_io_closed);
+}
+
 static void
 glue_closed(struct raft *r)
 {
@@ -915,11 +956,12 @@ raft_glue_free(struct raft_glue *g)
 	 * still drive them. */
 	while (g->closed != 2)
 		event_base_loop(g->cfg.base, EVLOOP_ONCE);
+	/* Callbacks still due may reach raft_uv's state (see
+	 * glue_io_closed()): let them all run before it is freed. */
+	uv_run(&g->loop, UV_RUN_DEFAULT);
 	raft_uv_close(&g->io);
 	raft_uv_tcp_close(&g->tcp);
-	while (uv_run(&g->loop, UV_RUN_NOWAIT) != 0 &&
-	    uv_loop_alive(&g->loop))
-		;
+	uv_run(&g->loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&g->loop) != 0)
 		log_warnx("raft: libuv's loop still had handles at exit");
 	event_free(g->ev_fd);
