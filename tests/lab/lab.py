@@ -57,7 +57,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-import grpc                # noqa: E402  (Debian's python3-grpcio)
+try:
+    import grpc            # noqa: E402  (Debian's python3-grpcio)
+except ImportError:
+    print("SKIP: python3-grpcio is missing (apt-get install python3-grpcio)")
+    sys.exit(77)
 import kvclient            # noqa: E402
 import labnet              # noqa: E402
 
@@ -166,25 +170,39 @@ class History:
         with self.lock:
             self.f.write(line + "\n")
 
-    def call(self, node, process, f, key, arg, timeout, metadata=None):
-        """Invoke f on node, record both ends; return (type, result)."""
+    def invoke(self, process, f, key, arg):
         ev = {"type": "invoke", "process": process, "f": f, "key": str(key),
               "arg": arg, "time": now()}
         self._write(ev)
+        return ev
+
+    def attempt(self, node, f, key, arg, timeout, metadata=None):
+        """One call; returns (type, result, status code name)."""
         try:
-            res = node.kv(f, key, arg, timeout, metadata=metadata)
-            typ = "ok"
+            return "ok", node.kv(f, key, arg, timeout,
+                                 metadata=metadata), "OK"
         except grpc.RpcError as e:
             typ, code, msg = kvclient.classify_error(e)
-            res = {"error": code, "message": msg[:200]}
             self.errors[(f, typ, code, _short(msg))] += 1
+            return typ, {"error": code, "message": msg[:200]}, code
         except Exception as e:          # a bug of ours: unknown outcome
-            typ, res = "info", {"error": "EXCEPTION", "message": repr(e)}
             self.errors[(f, "info", "EXCEPTION", repr(e)[:60])] += 1
-        done = {"type": typ, "process": process, "f": f, "key": str(key),
-                "arg": arg, "result": res, "time": now()}
+            return "info", {"error": "EXCEPTION", "message": repr(e)}, "?"
+
+    def complete(self, ev, typ, res):
+        done = {"type": typ, "process": ev["process"], "f": ev["f"],
+                "key": ev["key"], "arg": ev["arg"], "result": res,
+                "time": now()}
         self._write(done)
-        self.counts[(f, typ)] += 1
+        self.counts[(ev["f"], typ)] += 1
+        return done
+
+    def call(self, node, process, f, key, arg, timeout, metadata=None):
+        """Invoke f on node, record both ends; return (type, result,
+        invocation time, completion time)."""
+        ev = self.invoke(process, f, key, arg)
+        typ, res, _ = self.attempt(node, f, key, arg, timeout, metadata)
+        done = self.complete(ev, typ, res)
         return typ, res, ev["time"], done["time"]
 
     def close(self):
@@ -361,6 +379,10 @@ class Cluster:
         self.monitor_stop.set()
         if self.monitor is not None:
             self.monitor.join(5)
+        # An idle client connection holds a node's shutdown for 2 s (its
+        # grace for the connection): close ours first.
+        for a in self.admin.values():
+            a.close()
         for nd in self.nodes.values():
             if nd.paused:
                 nd.resume()
@@ -590,6 +612,8 @@ class Workload:
         self.probe_keys = {}        # key -> (outcome, arg) of its Set
         self.plock = threading.Lock()
         self.next_probe = 0
+        self.retried_ok = 0
+        self.anomalies = []
 
     def _next_write(self):
         with self.wlock:
@@ -615,15 +639,52 @@ class Workload:
             arg["version"] = self.keys.guess_version(key, rng)
         return f, key, arg
 
-    def worker(self, wid, choices, reads_only):
+    def worker(self, wid, choices, reads_only, exactly_once):
+        """One client thread: one operation in flight at a time.  With
+        exactly_once, its writes carry dsd-client-id and dsd-seq, and a
+        write whose outcome is unknown is tried again with the same
+        numbers (through another node) up to --retries times: the history
+        then holds one operation from the first invocation to the answer
+        of the try that settled it, which is what the client saw."""
         rng = random.Random(self.seed * 1000 + wid)
         proc = self.hist.new_process()
         node = rng.choice(choices)
         ch = kvclient.Node(self.c.net.test_addr(node))
+        cid = rng.randrange(1, 1 << 63)
+        seq = 0
         while not self.stop.is_set():
             f, key, arg = self.gen(rng, proc, reads_only)
-            typ, res, _, _ = self.hist.call(ch, proc, f, key, arg,
-                                            self.o.timeout)
+            md = None
+            if exactly_once and f != "get":
+                seq += 1
+                md = (("dsd-client-id", str(cid)), ("dsd-seq", str(seq)))
+            ev = self.hist.invoke(proc, f, key, arg)
+            typ, res, code = self.hist.attempt(ch, f, key, arg,
+                                               self.o.timeout, md)
+            tries = 1
+            while md is not None and typ == "info" and \
+                    tries <= self.o.retries:
+                # Unknown: ask again with the same dsd-seq.  A refusal
+                # (UNAVAILABLE) of a later try says nothing of the first.
+                if len(choices) > 1:
+                    ch.close()
+                    node = rng.choice(choices)
+                    ch = kvclient.Node(self.c.net.test_addr(node))
+                time.sleep(0.05)
+                t2, r2, c2 = self.hist.attempt(ch, f, key, arg,
+                                               self.o.timeout, md)
+                tries += 1
+                if t2 == "ok":
+                    typ, res = t2, r2
+                    self.retried_ok += 1
+                elif c2 == "FAILED_PRECONDITION":
+                    self.anomalies.append("client %d seq %d: a retry got "
+                                          "FAILED_PRECONDITION: %s" % (
+                                              cid, seq, r2.get("message")))
+                    break
+                else:
+                    res = r2
+            self.hist.complete(ev, typ, res)
             if typ == "ok":
                 self.keys.saw(key, res["value"])
             if typ == "info":
@@ -659,14 +720,16 @@ class Workload:
     def start(self, readers_on=None, avoid=()):
         ids = sorted(self.c.nodes)
         choices = [i for i in ids if i not in avoid] or ids
+        neo = int(round(self.o.exactly_once * self.o.clients))
         for w in range(self.o.clients):
+            eo = w >= self.o.clients - neo
             if readers_on is not None and w < self.o.readers:
                 t = threading.Thread(target=self.worker,
-                                     args=(w, [readers_on], True),
+                                     args=(w, [readers_on], True, False),
                                      daemon=True, name="reader%d" % w)
             else:
                 t = threading.Thread(target=self.worker,
-                                     args=(w, choices, False),
+                                     args=(w, choices, False, eo),
                                      daemon=True, name="client%d" % w)
             t.start()
             self.threads.append(t)
@@ -831,12 +894,22 @@ def run_one(o, name, base_dir):
     nemesis = None
     workload = None
     hist = None
+    phases = []
+    mark = [time.monotonic()]
+
+    def phase(name):
+        t = time.monotonic()
+        phases.append((name, t - mark[0]))
+        mark[0] = t
+
     try:
         net.setup()
+        phase("network")
         extra = ["--read=" + o.read] + list(o.dsd_args)
         cluster = Cluster(o.nodes, net, o.dsd, rundir, extra)
         cluster.start()
         ok, took, why = cluster.wait_serving(20)
+        phase("start")
         if not ok:
             res.check(False, "cluster starts and elects a leader",
                       "after %.1f s: %s\n%s" % (took, why,
@@ -865,13 +938,15 @@ def run_one(o, name, base_dir):
         rest = t_start + int(o.time * 1e9) - now()
         if rest > 0:
             time.sleep(rest / 1e9)
+        t_work = secs(now() - t_start)
+        phase("workload")
         workload.stop.set()
         for t in workload.threads:
             if not t.name.startswith("probe"):
                 t.join(o.timeout + 5)
         # The last probes measure the last recovery; then they stop too.
         workload.finish()
-        t_work = secs(now() - t_start)
+        phase("clients stop")
 
         # Whatever died on its own is started again for the final checks.
         for nd in cluster.nodes.values():
@@ -879,17 +954,23 @@ def run_one(o, name, base_dir):
                 nd.resume()
             if not nd.alive():
                 nd.start()
-        ok, took, why = cluster.wait_serving(20)
+        serving = cluster.wait_serving(20)
+        phase("serving")
         nreads, missing, got = workload.final_reads()
         hist.close()
+        phase("final reads")
 
         conv = converge(cluster, 20)
+        phase("converge")
         rcs = cluster.stop_all()
         crashes = list(cluster.crash_log)
         cluster.close()
         nemesis.close()
+        phase("stop")
 
         # -- the checks --
+        if hasattr(net, "stats"):
+            say("  " + net.stats())
         c = hist.counts
         nops = sum(c.values())
         okc = sum(v for (f, t), v in c.items() if t == "ok")
@@ -921,10 +1002,18 @@ def run_one(o, name, base_dir):
                 "%s %s %s %r x%d" % (f, t, code, msg, v)
                 for (f, t, code, msg), v in hist.errors.most_common(8)))
 
+        neo = int(round(o.exactly_once * o.clients))
+        if neo:
+            res.check(not workload.anomalies, "exactly-once clients (%d of "
+                      "%d): %d writes of unknown outcome settled by a retry "
+                      "with the same dsd-seq; no retry refused as stale" % (
+                          neo, o.clients, workload.retried_ok),
+                      "\n".join(workload.anomalies[:20]))
         # (a)
         code, out, took = run_checker(os.path.join(rundir, "history.jsonl"),
                                       o.checker_timeout)
         res.figures["checker_s"] = took
+        phase("checker")
         first = out.strip().split("\n")[0] if out.strip() else ""
         if o.expect_nonlinearizable:
             res.check(code == 1, "the checker finds the history NOT "
@@ -941,6 +1030,10 @@ def run_one(o, name, base_dir):
             res.check(code == 0, "history is linearizable (%.1f s): %s" %
                       (took, first), out if code != 0 else "")
         # (b)
+        res.check(serving[0], "after the last fault every node is SERVING "
+                  "again and a leader is known (%.1f s after the clients "
+                  "stopped)" % serving[1], serving[2] + "\n" +
+                  tail_logs(cluster) if not serving[0] else "")
         res.check(conv[0], "replicas converge: " + conv[1], conv[2])
         # (c)
         bad = []
@@ -983,10 +1076,14 @@ def run_one(o, name, base_dir):
                 "-> first write through any node / through every node; "
                 "first write after the fault began")
             for r in rec:
-                say("    %-18s %-16s %5.2f -> %s / %s; %s" % (
+                say("    %-18s %-16s %5.2f -> %s / %s; %s  (by node: %s)" % (
                     r["kind"], r["nodes"], r["fault_s"],
                     fmt_s(r["recovery_any_s"]), fmt_s(r["recovery_all_s"]),
-                    fmt_s(r["first_write_after_start_s"])))
+                    fmt_s(r["first_write_after_start_s"]),
+                    " ".join("n%d %s" % (i, "none" if v is None else
+                                         "%.2f" % v)
+                             for i, v in sorted(
+                                 r["recovery_node_s"].items()))))
             late = [r for r in rec if r["recovery_any_s"] is None or
                     r["recovery_any_s"] > RECOVERY_BOUND_S]
             worst = max((r["recovery_any_s"] for r in rec
@@ -1039,7 +1136,10 @@ def run_one(o, name, base_dir):
         except Exception as e:
             say("lab: teardown: %s" % e)
         res.figures["run_s"] = time.monotonic() - t_run
-        say("  run took %.1f s" % res.figures["run_s"])
+        phase("teardown")
+        res.figures["phases"] = phases
+        say("  run took %.1f s (%s)" % (res.figures["run_s"], ", ".join(
+            "%s %.1f" % p for p in phases)))
 
 
 def converge(cluster, timeout):
@@ -1131,18 +1231,6 @@ def clean_dirs():
         say("lab: removed leftover directory " + d)
 
 
-def choose_net(want):
-    """netns if usable (and wanted), else loopback; (kind, note)."""
-    if want in ("netns", "auto"):
-        ok, why = labnet.netns_usable()
-        if ok:
-            return "netns", ""
-        if want == "netns":
-            return None, why
-        return "loopback", "ip netns refused (%s): loopback mode" % why
-    return "loopback", ""
-
-
 def _term(signum, frame):
     raise KeyboardInterrupt
 
@@ -1171,6 +1259,12 @@ def add_run_options(ap):
                     help="a client's pause between operations, at most (s)")
     ap.add_argument("--timeout", type=float, default=3.0,
                     help="each client call's deadline (s)")
+    ap.add_argument("--exactly-once", type=float, default=0.5,
+                    help="the share of clients whose writes carry "
+                    "dsd-client-id and dsd-seq and are retried when unknown")
+    ap.add_argument("--retries", type=int, default=3,
+                    help="tries after the first of an exactly-once write "
+                    "whose outcome is unknown")
     ap.add_argument("--probe-interval", type=float, default=0.1)
     ap.add_argument("--probe-timeout", type=float, default=1.0)
     ap.add_argument("--read", choices=("linearizable", "serializable"),
@@ -1207,20 +1301,32 @@ def finish_opts(o):
 
 # The suite: (name, argv).  CI: about 4-5 minutes on two cores.
 SUITE_CI = [
-    ("3n-partition-halves", "--nodes 3 --nemesis partition-halves --time 14"),
-    ("3n-partition-leader", "--nodes 3 --nemesis partition-leader --time 14"),
-    ("3n-partition-bridge-follower", "--nodes 3 --nemesis "
-     "partition-bridge,partition-follower --time 14"),
-    ("3n-kill", "--nodes 3 --nemesis kill-leader,kill-random,kill-all "
-     "--time 20"),
-    ("3n-pause-leader", "--nodes 3 --nemesis pause-leader --time 14"),
-    ("5n-partitions-kills", "--nodes 5 --nemesis partition-ring,"
-     "kill-leader,partition-bridge,kill-random,partition-halves --time 32"),
-    ("3n-serializable-stale-reads-must-fail", "--nodes 3 --read serializable "
+    ("3n-partition-halves", "--nemesis partition-halves"),
+    ("3n-partition-leader", "--nemesis partition-leader"),
+    ("3n-partition-bridge-follower", "--nemesis "
+     "partition-bridge,partition-follower"),
+    ("3n-kill-leader", "--nemesis kill-leader"),
+    ("3n-kill-random-all", "--nemesis kill-random,kill-all"),
+    ("3n-pause-leader", "--nemesis pause-leader"),
+    ("5n-partitions-kills-pause", "--nodes 5 --nemesis partition-ring,"
+     "kill-leader,partition-bridge,kill-random,partition-halves,pause-leader "
+     "--time 38"),
+    ("3n-serializable-stale-reads-must-fail", "--read serializable "
      "--stale-reads --nemesis partition-follower --time 14 --heal 2 "
      "--fault 5 --expect-nonlinearizable"),
-    ("3n-amnesia-must-fail", "--nodes 3 --nemesis wipe-all --time 10 "
-     "--heal 5 --fault 1 --expect-nonlinearizable --expect-lost-writes"),
+    ("3n-amnesia-must-fail", "--nemesis wipe-all --time 10 --heal 5 "
+     "--fault 1 --expect-nonlinearizable --expect-lost-writes"),
+    ("3n-loopback-partition-kill", "--net loopback --nemesis "
+     "partition-leader,kill-leader"),
+    ("1n-no-faults", "--nodes 1 --nemesis none --time 4"),
+]
+# Each CI run: the defaults below unless it says otherwise.
+SUITE_CI_DEFAULTS = "--nodes 3 --time 14 --heal 3 --fault 2.5 --tail 2"
+# For a slower binary (ASan+UBSan): one run of every fault kind, short.
+SUITE_QUICK = [
+    ("3n-mixed", "--nemesis partition-leader,kill-leader,pause-leader,"
+     "partition-halves --time 25"),
+    ("1n-no-faults", "--nodes 1 --nemesis none --time 4"),
 ]
 SUITE_SOAK = [
     ("soak-3n-partition-halves", "--nodes 3 --nemesis partition-halves "
@@ -1238,6 +1344,37 @@ SUITE_SOAK = [
 ]
 
 
+def summary(results):
+    """One line of figures per run."""
+    say("# figures: ops (ok/fail/info), ops/s; faults; write recovery after "
+        "each fault's end, through any node and through every node "
+        "(median / max, s); checker and run seconds")
+    for r in results:
+        f = r.figures
+        if "ops" not in f:
+            say("#   %-40s (no figures: %s)" % (r.name, "failed early"))
+            continue
+        rec = f.get("recovery", [])
+        anyv = sorted(x["recovery_any_s"] for x in rec
+                      if x["recovery_any_s"] is not None)
+        allv = sorted(x["recovery_all_s"] for x in rec
+                      if x["recovery_all_s"] is not None)
+        miss_any = sum(x["recovery_any_s"] is None for x in rec)
+        miss_all = sum(x["recovery_all_s"] is None for x in rec)
+
+        def mm(v, miss):
+            if not v:
+                return "-" if not miss else "none"
+            return "%.2f/%.2f%s" % (v[len(v) // 2], v[-1],
+                                    " +%d none" % miss if miss else "")
+        say("#   %-40s %6d (%d/%d/%d) %4.0f/s; %2d faults; any %s, every "
+            "%s; checker %.1f, run %.0f" % (
+                r.name, f["ops"], f["ok"], f["fail"], f["info"],
+                f["ops_per_s"], len(rec), mm(anyv, miss_any),
+                mm(allv, miss_all), f.get("checker_s", 0),
+                f.get("run_s", 0)))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="lab.py", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1245,7 +1382,10 @@ def main(argv=None):
     rp = sub.add_parser("run", help="one run")
     add_run_options(rp)
     sp = sub.add_parser("suite", help="the CI runs (or --soak)")
-    sp.add_argument("--soak", action="store_true")
+    sp.add_argument("--soak", action="store_true",
+                    help="the long runs (bench/lab-soak.sh)")
+    sp.add_argument("--quick", action="store_true",
+                    help="two short runs (for the ASan+UBSan binary)")
     sp.add_argument("--net", choices=("auto", "netns", "loopback"),
                     default="auto")
     sp.add_argument("--only", default=None, help="runs whose name has this")
@@ -1267,35 +1407,50 @@ def main(argv=None):
         runs = [(a.name or "run", None, a)]
     else:
         runs = []
-        for name, args in (SUITE_SOAK if a.soak else SUITE_CI):
+        for name, args in (SUITE_SOAK if a.soak else SUITE_QUICK
+                           if a.quick else SUITE_CI):
             if a.only and a.only not in name:
                 continue
             rp2 = argparse.ArgumentParser()
             add_run_options(rp2)
-            extra = ["--net", a.net]
+            extra = [] if "--net" in args else ["--net", a.net]
             if a.dsd:
                 extra += ["--dsd", a.dsd]
             if a.keep:
                 extra += ["--keep"]
-            o = rp2.parse_args(args.split() + extra)
+            base_args = [] if a.soak else SUITE_CI_DEFAULTS.split()
+            o = rp2.parse_args(base_args + args.split() + extra)
             o.time *= a.time_scale
             runs.append((name, args, o))
 
-    net, note = choose_net(runs[0][2].net if runs else "auto")
-    if net is None:
-        say("SKIP: ip netns refused (%s) and --net=netns asked for" % note)
-        return 77
-    if note:
-        say("lab: " + note)
+    if not runs:
+        say("lab: no run matches")
+        return 2
+    netns_ok, why = True, ""
+    if any(o.net != "loopback" for _, _, o in runs):
+        netns_ok, why = labnet.netns_usable()
+    if not netns_ok:
+        if any(o.net == "netns" for _, _, o in runs):
+            say("SKIP: ip netns refused (%s) and --net=netns asked for" % why)
+            return 77
+        say("lab: ip netns refused (%s): every run on loopback" % why)
     for _, _, o in runs:
-        o.net = net
+        if o.net == "auto":
+            o.net = "netns" if netns_ok else "loopback"
         finish_opts(o)
+    if any(o.net == "loopback" for _, _, o in runs):
+        ok, why2 = labnet.loopback_usable()
+        if not ok:
+            say("SKIP: ip netns refused (%s) and loopback mode cannot run "
+                "(%s)" % (why or "not tried", why2))
+            return 77
     if not os.access(runs[0][2].dsd, os.X_OK):
         say("lab: %s is not built" % runs[0][2].dsd)
         say("0 passed, 1 failed")
         return 1
-    if net == "loopback" and any(k.startswith("partition-")
-                                 for _, _, o in runs for k in o.nemesis):
+    if any(o.net == "loopback" and any(k.startswith("partition-")
+                                       for k in o.nemesis)
+           for _, _, o in runs):
         say("lab: loopback mode: partitions by user-space proxies between "
             "the nodes (Raft and forwarded client calls)")
 
@@ -1316,6 +1471,7 @@ def main(argv=None):
             say("lab: histories and logs kept in " + base)
         else:
             shutil.rmtree(base, ignore_errors=True)
+    summary(results)
     passed = sum(ok for r in results for ok, _, _ in r.checks)
     failed = sum(not ok for r in results for ok, _, _ in r.checks)
     say("lab: %d runs in %.0f s" % (len(results), time.monotonic() - t0))

@@ -130,6 +130,20 @@ def netns_usable():
                        stderr=subprocess.DEVNULL)
 
 
+def loopback_usable():
+    """(True, "") if TCP on 127.0.0.1 works here."""
+    try:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        c = socket.create_connection(s.getsockname(), 2)
+        c.close()
+        s.close()
+        return True, ""
+    except OSError as e:
+        return False, "TCP on 127.0.0.1: %s" % e
+
+
 class NetnsNet:
     kind = "netns"
 
@@ -308,6 +322,14 @@ class LoopbackNet:
         self.conns = set()
         self.wake_r = self.wake_w = None
         self.listeners = []
+        self.accepted = {"raft": 0, "client": 0}
+        self.unknown = {"raft": 0, "client": 0}
+
+    def stats(self):
+        return ("proxied connections: %d Raft, %d between nodes' client "
+                "ports; %d and %d of unknown origin (never cut)" % (
+                    self.accepted["raft"], self.accepted["client"],
+                    self.unknown["raft"], self.unknown["client"]))
 
     def setup(self):
         p = free_ports(4 * self.n)
@@ -396,13 +418,14 @@ class LoopbackNet:
             if s is None:
                 continue
             ev = 0
-            if not cut:
+            if c.src is None:
+                if s is c.down:
+                    ev |= selectors.EVENT_READ    # learning who it is
+            elif not cut:
                 if other is not None and not c.out.get(other):
                     ev |= selectors.EVENT_READ
                 if c.out.get(s):
                     ev |= selectors.EVENT_WRITE
-            elif c.src is None and s is c.down:
-                ev |= selectors.EVENT_READ    # still learning who it is
             try:
                 if ev:
                     try:
@@ -474,10 +497,12 @@ class LoopbackNet:
         c = _Conn(self, down)
         c.kind, c.dst = kind, node
         self.conns.add(c)
+        self.accepted[kind] += 1
         if kind == "client":
             c.src = self._who(down)
             if c.src is None:
                 c.src = 0        # not a node (should not happen): never cut
+                self.unknown["client"] += 1
             self._connect_up(c)
         self._interest(c)
 
@@ -506,6 +531,8 @@ class LoopbackNet:
             return
         proto, sid = struct.unpack_from("<QQ", c.head, 0)
         c.src = sid if proto == 1 and 1 <= sid <= self.n else 0
+        if c.src == 0:
+            self.unknown["raft"] += 1
         self._connect_up(c)
 
     def _io(self, c, s, mask):
