@@ -330,6 +330,17 @@ class Cluster:
                         "node %d exited on its own with status %s" %
                         (nd.i, _rc(nd.crashes[-1][1])))
 
+    def mark(self, text):
+        """A line in every node's log (appended, as the nodes' own lines
+        are), with the history's clock: seconds of time.monotonic_ns()."""
+        line = ("lab: [%.3f] %s\n" % (now() / 1e9, text)).encode()
+        for nd in self.nodes.values():
+            try:
+                with open(nd.logpath, "ab") as f:
+                    f.write(line)
+            except OSError:
+                pass
+
     def status(self, i, digest=False, timeout=0.7):
         try:
             return self.admin[i].status(digest=digest, timeout=timeout)
@@ -443,7 +454,7 @@ def _rc(rc):
 
 KINDS = ("partition-halves", "partition-leader", "partition-follower",
          "partition-ring", "partition-bridge", "kill-leader", "kill-random",
-         "kill-all", "pause-leader", "wipe-all")
+         "kill-all", "pause-leader", "pause-random", "wipe-all")
 
 
 def cut_between(groups):
@@ -465,6 +476,21 @@ class Nemesis:
         self.events = []
         self.fixed = fixed_node
         self.active = None
+        self.debug_ss = False
+
+    def _ss(self, k):
+        """The nodes' TCP connections 0.2 s after heal k (netns only)."""
+        time.sleep(0.2)
+        out = []
+        for i in sorted(self.c.nodes):
+            r = subprocess.run(["ip", "netns", "exec", self.c.net.ns(i), "ss",
+                                "-tnoi"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+            out.append("== node %d (%s)\n%s" % (i, self.c.net.ip(i),
+                                                r.stdout))
+        with open(os.path.join(self.c.dir, "ss-heal%d.txt" % (k + 1)),
+                  "w") as f:
+            f.write("\n".join(out))
 
     def _leader_or_random(self, ev):
         ld = self.c.leader(wait=2.0)
@@ -526,11 +552,14 @@ class Nemesis:
                 self.c.nodes[ld].kill()
             else:
                 self.c.nodes[ld].pause()
-        elif kind == "kill-random":
+        elif kind in ("kill-random", "pause-random"):
             k = self.rng.randint(1, max(1, (n - 1) // 2))
             ev["nodes"] = sorted(self.rng.sample(ids, k))
             for i in ev["nodes"]:
-                self.c.nodes[i].kill()
+                if kind == "kill-random":
+                    self.c.nodes[i].kill()
+                else:
+                    self.c.nodes[i].pause()
         elif kind in ("kill-all", "wipe-all"):
             ev["nodes"] = ids
             self.c.kill_all()
@@ -541,6 +570,8 @@ class Nemesis:
             raise ValueError("unknown nemesis " + kind)
         ev["started"] = now()
         self.active = ev
+        self.c.mark("nemesis: %s %s in force" % (
+            kind, ev.get("groups") or ev.get("nodes")))
         return ev
 
     def heal(self):
@@ -550,7 +581,7 @@ class Nemesis:
         kind = ev["kind"]
         if kind.startswith("partition-"):
             self.c.net.heal()
-        elif kind == "pause-leader":
+        elif kind.startswith("pause-"):
             for i in ev["nodes"]:
                 self.c.nodes[i].resume()
         else:
@@ -558,6 +589,10 @@ class Nemesis:
                 if not self.c.nodes[i].alive():
                     self.c.nodes[i].start()
         ev["end"] = now()
+        self.c.mark("nemesis: %s healed" % kind)
+        if self.debug_ss and hasattr(self.c.net, "ns"):
+            threading.Thread(target=self._ss, args=(len(self.events),),
+                             daemon=True).start()
         self.active = None
         self.events.append(ev)
         self.log.write(json.dumps(ev) + "\n")
@@ -929,6 +964,8 @@ def run_one(o, name, base_dir):
                 "nemesis), writers through the others" % (o.readers, fixed))
         nemesis = Nemesis(cluster, rng, os.path.join(rundir, "nemesis.jsonl"),
                           fixed_node=fixed)
+        nemesis.debug_ss = o.debug_ss
+        cluster.mark("workload starts")
         t_start = now()
         workload.start(readers_on=readers_on, avoid=avoid)
         stop = threading.Event()
@@ -1288,6 +1325,9 @@ def add_run_options(ap):
     ap.add_argument("--keep", action="store_true",
                     help="keep the run's directory even if it passed")
     ap.add_argument("--name", default=None)
+    ap.add_argument("--debug-ss", action="store_true",
+                    help="save every node's TCP connections (ss -tnoi) "
+                    "0.2 s after each heal, as ss-healK.txt (netns)")
 
 
 def finish_opts(o):
@@ -1306,8 +1346,16 @@ SUITE_CI = [
     ("3n-partition-bridge-follower", "--nemesis "
      "partition-bridge,partition-follower"),
     ("3n-kill-leader", "--nemesis kill-leader"),
-    ("3n-kill-random-all", "--nemesis kill-random,kill-all"),
+    # Snapshots every 64 entries: a node back from the dead is sent one.
+    ("3n-kill-random-all", "--nemesis kill-random,kill-all "
+     "--dsd-arg=--snapshot-threshold=64 --dsd-arg=--snapshot-trailing=16"),
     ("3n-pause-leader", "--nemesis pause-leader"),
+    # The server gives up before the client does: its own UNAVAILABLE
+    # (no leader in time) and UNKNOWN (a forward timed out) reach the
+    # history, and must be honest.
+    ("3n-server-timeouts", "--nemesis partition-halves,partition-leader,"
+     "pause-random --fault 4 --time 24 --timeout 6 "
+     "--dsd-arg=--leader-wait=1500 --dsd-arg=--forward-timeout=1500"),
     ("5n-partitions-kills-pause", "--nodes 5 --nemesis partition-ring,"
      "kill-leader,partition-bridge,kill-random,partition-halves,pause-leader "
      "--time 38"),
