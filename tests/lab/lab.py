@@ -1444,8 +1444,10 @@ def main(argv=None):
     sub.add_parser("clean", help="remove leftovers of crashed runs")
     a = ap.parse_args(argv)
 
-    signal.signal(signal.SIGTERM, _term)
-    signal.signal(signal.SIGHUP, _term)
+    # SIGINT too: a shell without job control starts a background job
+    # with it ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _term)
     labnet.clean_leftovers(log=say)
     clean_dirs()
     if a.cmd == "clean":
@@ -1504,15 +1506,17 @@ def main(argv=None):
 
     base = tempfile.mkdtemp(prefix=BASE_PREFIX + "%d." % os.getpid())
     results = []
+    interrupted = False
     t0 = time.monotonic()
     try:
         for name, _, o in runs:
             results.append(run_one(o, name, base))
     except KeyboardInterrupt:
         say("lab: interrupted")
+        interrupted = True
         return 130
     finally:
-        keep = any(not r.passed for r in results) or any(
+        keep = interrupted or any(not r.passed for r in results) or any(
             o.keep for _, _, o in runs)
         if keep:
             open(os.path.join(base, "KEPT"), "w").close()

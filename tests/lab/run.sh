@@ -10,6 +10,7 @@
 #   tests/lab/run.sh --quick             two short runs (for src/dsd-san)
 #   tests/lab/run.sh --only kill         the runs whose name has "kill"
 #   DSD=src/dsd-san tests/lab/run.sh     another binary
+#   LAB_NO_NETNS=1 tests/lab/run.sh     as where ip netns is refused
 #   tests/lab/lab.py run --help          one run, every knob
 cd "$(dirname "$0")/../.." || exit 1
 exec /usr/bin/python3 tests/lab/lab.py suite "$@"
