@@ -149,8 +149,9 @@ def loopback_usable():
 class NetnsNet:
     kind = "netns"
 
-    def __init__(self, n):
+    def __init__(self, n, drop="both"):
         self.n = n
+        self.drop = drop         # "both": INPUT -s and OUTPUT -d; "input"
         self.tag = os.getpid()
         self.subnet = None
         self.made_ns = []
@@ -257,7 +258,9 @@ class NetnsNet:
             for j in range(1, self.n + 1):
                 if frozenset((i, j)) in self.blocked:
                     rules.append("-A INPUT -s %s/32 -j DROP" % self.ip(j))
-                    rules.append("-A OUTPUT -d %s/32 -j DROP" % self.ip(j))
+                    if self.drop == "both":
+                        rules.append("-A OUTPUT -d %s/32 -j DROP" %
+                                     self.ip(j))
             rules.append("COMMIT")
             sh(["ip", "netns", "exec", self.ns(i), "iptables-restore"],
                input="\n".join(rules) + "\n")
