@@ -229,15 +229,21 @@ class NodeProc:
         self.crashes = []          # (time, exit status) of deaths not ours
         self.starts = 0
         self.lock = threading.Lock()
+        self.join = False
 
     def argv(self):
         c = self.c
         members = ",".join("%d=%s/%s" % (j, c.net.raft_addr(j),
                                          c.net.client_addr(j))
                            for j in range(1, c.n + 1))
+        # A node re-added after its removal starts (and restarts) with
+        # --join, as an operator would start it.
+        how = ("--join=%s/%s" % (c.net.raft_addr(self.i),
+                                 c.net.client_addr(self.i)) if self.join
+               else "--cluster=" + members)
         return (c.net.prefix(self.i) +
                 [c.dsd, "--mode=kvdb-replicated", "--node-id=%d" % self.i,
-                 "--cluster=" + members, "--data-dir=" + self.datadir, "-v"] +
+                 how, "--data-dir=" + self.datadir, "-v"] +
                 c.net.node_args(self.i) + c.extra_args)
 
     def start(self):
@@ -340,6 +346,47 @@ class Cluster:
                     f.write(line)
             except OSError:
                 pass
+
+    def admin_call(self, i, method, body, timeout):
+        """A raw dsd.kvdb.v1.Admin call to node i; returns the reply."""
+        m = self.admin[i].ch.unary_unary(
+            "/dsd.kvdb.v1.Admin/" + method, request_serializer=None,
+            response_deserializer=None)
+        return m(body, timeout=timeout)
+
+    def members(self, i, timeout=2.0):
+        """Node i's member ids, or None."""
+        try:
+            m = kvclient.parse(self.admin_call(i, "MemberList", b"",
+                                               timeout))
+        except grpc.RpcError:
+            return None
+        ms = m.get(1, [])
+        if not isinstance(ms, list):
+            ms = [ms]
+        return sorted(kvclient.parse(x).get(1) for x in ms)
+
+    def member_change(self, method, node, body, want, timeout=20):
+        """Ask random nodes for a membership change until the leader's
+        member list says it is done (a change whose outcome was unknown
+        is looked at, not blindly repeated).  Returns (ok, note)."""
+        deadline = time.monotonic() + timeout
+        notes = []
+        while time.monotonic() < deadline:
+            ld = self.leader(wait=2.0)
+            if ld is not None:
+                ms = self.members(ld)
+                if ms is not None and (node in ms) == want:
+                    return True, "; ".join(notes)
+            i = random.choice([j for j in self.nodes if j != node])
+            try:
+                self.admin_call(i, method, body, max(1.0, min(
+                    10.0, deadline - time.monotonic())))
+            except grpc.RpcError as e:
+                notes.append("%s via %d: %s %s" % (
+                    method, i, e.code().name, (e.details() or "")[:80]))
+                time.sleep(0.2)
+        return False, "; ".join(notes) or "timed out"
 
     def status(self, i, digest=False, timeout=0.7):
         try:
@@ -454,7 +501,8 @@ def _rc(rc):
 
 KINDS = ("partition-halves", "partition-leader", "partition-follower",
          "partition-ring", "partition-bridge", "kill-leader", "kill-random",
-         "kill-all", "pause-leader", "pause-random", "wipe-all")
+         "kill-all", "pause-leader", "pause-random", "member-readd",
+         "wipe-all")
 
 
 def cut_between(groups):
@@ -477,6 +525,7 @@ class Nemesis:
         self.fixed = fixed_node
         self.active = None
         self.debug_ss = False
+        self.failures = []
 
     def _ss(self, k):
         """The nodes' TCP connections 0.2 s after heal k (netns only)."""
@@ -560,6 +609,24 @@ class Nemesis:
                     self.c.nodes[i].kill()
                 else:
                     self.c.nodes[i].pause()
+        elif kind == "member-readd":
+            # Remove a follower from the cluster, stop it, empty its data
+            # directory and start it waiting to be added (--join); the
+            # heal adds it back: it catches up from nothing.
+            ld = self._leader_or_random(ev)
+            f = self.rng.choice([i for i in ids if i != ld])
+            ev["nodes"] = [f]
+            ok, note = self.c.member_change(
+                "MemberRemove", f, kvclient.f_int(1, f), False)
+            ev["removed"] = ok
+            if note:
+                ev["note"] = note
+            nd = self.c.nodes[f]
+            nd.kill()
+            if ok:
+                shutil.rmtree(nd.datadir, ignore_errors=True)
+                nd.join = True
+            nd.start()
         elif kind in ("kill-all", "wipe-all"):
             ev["nodes"] = ids
             self.c.kill_all()
@@ -584,6 +651,21 @@ class Nemesis:
         elif kind.startswith("pause-"):
             for i in ev["nodes"]:
                 self.c.nodes[i].resume()
+        elif kind == "member-readd":
+            f = ev["nodes"][0]
+            if ev["removed"]:
+                ok, note = self.c.member_change(
+                    "MemberAdd", f, kvclient.f_int(1, f) +
+                    kvclient.f_bytes(2, self.c.net.raft_addr(f).encode()) +
+                    kvclient.f_bytes(3, self.c.net.client_addr(f).encode()),
+                    True, timeout=60)
+                ev["added"] = ok
+                if not ok:
+                    self.failures.append("member-readd: node %d was not "
+                                         "added back: %s" % (f, note))
+            else:
+                self.failures.append("member-readd: node %d could not be "
+                                     "removed: %s" % (f, ev.get("note")))
         else:
             for i in ev["nodes"]:
                 if not self.c.nodes[i].alive():
@@ -1142,6 +1224,12 @@ def run_one(o, name, base_dir):
                                   r["recovery_any_s"],
                                   r["recovery_any_s"] - RECOVERY_BOUND_S))
                               for r in late))
+        if any(e["kind"] == "member-readd" for e in nemesis.events):
+            res.check(not nemesis.failures, "membership changes: every "
+                      "removed node was added back (%d)" % sum(
+                          e["kind"] == "member-readd"
+                          for e in nemesis.events),
+                      "\n".join(nemesis.failures))
         # (e)
         logs_bad = scan_logs(cluster)
         bad_exit = {i: rc for i, rc in rcs.items() if rc != 0}
@@ -1372,6 +1460,8 @@ SUITE_CI = [
     ("3n-kill-random-all", "--nemesis kill-random,kill-all "
      "--dsd-arg=--snapshot-threshold=64 --dsd-arg=--snapshot-trailing=16"),
     ("3n-pause-leader", "--nemesis pause-leader"),
+    # A follower removed, emptied, started with --join and added back.
+    ("3n-member-readd", "--nemesis member-readd,partition-leader"),
     # The server gives up before the client does: its own UNAVAILABLE
     # (no leader in time) and UNKNOWN (a forward timed out) reach the
     # history, and must be honest.
@@ -1411,6 +1501,8 @@ SUITE_SOAK = [
      "--time 180 --fault 4 --heal 5"),
     ("soak-3n-pause-leader", "--nodes 3 --nemesis pause-leader --time 180 "
      "--fault 4 --heal 5"),
+    ("soak-3n-member-readd", "--nodes 3 --nemesis member-readd,pause-random,"
+     "kill-random --time 180 --fault 4 --heal 5"),
 ]
 
 
