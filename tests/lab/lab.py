@@ -391,7 +391,7 @@ class Cluster:
     def status(self, i, digest=False, timeout=0.7):
         try:
             return self.admin[i].status(digest=digest, timeout=timeout)
-        except grpc.RpcError:
+        except (grpc.RpcError, ValueError):     # ValueError: closed
             return None
 
     def statuses(self, digest=False, timeout=0.7):
@@ -1244,7 +1244,7 @@ def run_one(o, name, base_dir):
         return res
     except KeyboardInterrupt:
         raise
-    except Exception as e:
+    except Exception:
         import traceback
         res.check(False, "the run went through", traceback.format_exc()
                   + ("\n" + tail_logs(cluster) if cluster else ""))

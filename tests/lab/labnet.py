@@ -29,7 +29,6 @@ a run in progress: namespaces dsdlab-PID-nI, links dlabPIDbr (the bridge)
 and dlabPIDvI (a node's root-side veth; the other end is "eth0" inside).
 """
 
-import errno
 import os
 import re
 import selectors
