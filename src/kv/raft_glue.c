@@ -39,6 +39,11 @@ struct raft_glue {
 	raft_uv_accept_cb	 accept_cb;
 	raft_uv_transport_close_cb tr_close_cb;
 	struct raft_io		 io;
+	/* raft_uv's own close, and the callback it is given (see
+	 * glue_io_close()). */
+	void			(*io_close)(struct raft_io *, raft_io_close_cb);
+	raft_io_close_cb	 io_close_cb;
+	int			 io_closed;
 	struct raft_fsm		 fsm;
 	struct raft		 raft;
 	int			 started;
@@ -76,6 +81,7 @@ struct glue_req {
 static void	glue_run(struct raft_glue *);
 static void	glue_spare_check(struct raft_glue *);
 static void	glue_change_cb(struct raft_change *, int);
+static void	glue_io_close(struct raft_io *, raft_io_close_cb);
 
 const char *
 raft_glue_version(void)
@@ -388,6 +394,23 @@ glue_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 /* Requests. */
 
+/* A request of ours through libraft, or NULL if memory ran out. */
+static struct glue_req *
+glue_req_new(struct raft_glue *g, raft_glue_cb cb, raft_glue_change_cb ccb,
+    void *arg, uint64_t id)
+{
+	struct glue_req	*r;
+
+	if ((r = calloc(1, sizeof *r)) == NULL)
+		return NULL;
+	r->g = g;
+	r->cb = cb;
+	r->change_cb = ccb;
+	r->arg = arg;
+	r->id = id;
+	return r;
+}
+
 static void
 glue_apply_cb(struct raft_apply *req, int status, void *result)
 {
@@ -405,7 +428,7 @@ raft_glue_apply(struct raft_glue *g, const uint8_t *entry, size_t len,
 	struct raft_buffer	 buf;
 	int			 rv;
 
-	if (g->closed || (r = calloc(1, sizeof *r)) == NULL)
+	if (g->closed || (r = glue_req_new(g, cb, NULL, arg, 0)) == NULL)
 		return -1;
 	/* libraft frees entries with raft_free(): give it its own. */
 	if ((buf.base = raft_malloc(len)) == NULL) {
@@ -414,9 +437,6 @@ raft_glue_apply(struct raft_glue *g, const uint8_t *entry, size_t len,
 	}
 	memcpy(buf.base, entry, len);
 	buf.len = len;
-	r->g = g;
-	r->cb = cb;
-	r->arg = arg;
 	r->u.apply.data = r;
 	if ((rv = raft_apply(&g->raft, &r->u.apply, &buf, 1,
 	    glue_apply_cb)) != 0) {
@@ -444,11 +464,8 @@ raft_glue_barrier(struct raft_glue *g, raft_glue_cb cb, void *arg)
 {
 	struct glue_req	*r;
 
-	if (g->closed || (r = calloc(1, sizeof *r)) == NULL)
+	if (g->closed || (r = glue_req_new(g, cb, NULL, arg, 0)) == NULL)
 		return -1;
-	r->g = g;
-	r->cb = cb;
-	r->arg = arg;
 	r->u.barrier.data = r;
 	if (raft_barrier(&g->raft, &r->u.barrier, glue_barrier_cb) != 0) {
 		free(r);
@@ -670,14 +687,10 @@ raft_glue_add(struct raft_glue *g, uint64_t id, const char *address,
 	}
 	free(ra);
 	free(ca);
-	if ((r = calloc(1, sizeof *r)) == NULL) {
+	if ((r = glue_req_new(g, NULL, cb, arg, id)) == NULL) {
 		*msg = "out of memory";
 		return -1;
 	}
-	r->g = g;
-	r->change_cb = cb;
-	r->arg = arg;
-	r->id = id;
 	r->u.change.data = r;
 	if ((rv = raft_add(&g->raft, &r->u.change, id, address,
 	    glue_change_cb)) != 0) {
@@ -707,14 +720,10 @@ raft_glue_remove(struct raft_glue *g, uint64_t id, raft_glue_change_cb cb,
 	struct glue_req	*r;
 	int		 rv;
 
-	if ((r = calloc(1, sizeof *r)) == NULL) {
+	if ((r = glue_req_new(g, NULL, cb, arg, id)) == NULL) {
 		*msg = "out of memory";
 		return -1;
 	}
-	r->g = g;
-	r->change_cb = cb;
-	r->arg = arg;
-	r->id = id;
 	r->u.change.data = r;
 	if ((rv = raft_remove(&g->raft, &r->u.change, id,
 	    glue_remove_cb)) != 0) {
@@ -851,6 +860,8 @@ raft_glue_new(const struct raft_glue_config *cfg, char *err, size_t errlen)
 	 */
 	if (g->io.version < 2 && g->io.async_work != NULL)
 		g->io.version = 2;
+	g->io_close = g->io.close;
+	g->io.close = glue_io_close;
 	/* Snapshots are written by libuv's threads; lz4 would only cost CPU
 	 * on a machine whose cores the nodes share. */
 	raft_uv_set_snapshot_compression(&g->io, false);
@@ -893,6 +904,39 @@ fail:
 	return NULL;
 }
 
+/*
+ * libraft 0.15's raft_uv can report its close twice: a segment's writer
+ * is taken off the queue that uvMaybeFireCloseCb() checks before its own
+ * close completes, and that completion checks again, finds everything
+ * closed and calls the close callback a second time; raft's callback then
+ * frees its address twice (seen on a one-node cluster stopped after a
+ * write).  Between raft and its I/O, through the public raft_io methods,
+ * let only the first report through.
+ */
+static void
+glue_io_closed(struct raft_io *io)
+{
+	struct raft		*r = io->data;
+	struct raft_glue	*g = r->data;
+
+	if (g->io_closed) {
+		log_debug("raft: libraft's I/O reported its close again");
+		return;
+	}
+	g->io_closed = 1;
+	g->io_close_cb(io);
+}
+
+static void
+glue_io_close(struct raft_io *io, raft_io_close_cb cb)
+{
+	struct raft		*r = io->data;
+	struct raft_glue	*g = r->data;
+
+	g->io_close_cb = cb;
+	g->io_close(io, glue_io_closed);
+}
+
 static void
 glue_closed(struct raft *r)
 {
@@ -912,11 +956,12 @@ raft_glue_free(struct raft_glue *g)
 	 * still drive them. */
 	while (g->closed != 2)
 		event_base_loop(g->cfg.base, EVLOOP_ONCE);
+	/* Callbacks still due may reach raft_uv's state (see
+	 * glue_io_closed()): let them all run before it is freed. */
+	uv_run(&g->loop, UV_RUN_DEFAULT);
 	raft_uv_close(&g->io);
 	raft_uv_tcp_close(&g->tcp);
-	while (uv_run(&g->loop, UV_RUN_NOWAIT) != 0 &&
-	    uv_loop_alive(&g->loop))
-		;
+	uv_run(&g->loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&g->loop) != 0)
 		log_warnx("raft: libuv's loop still had handles at exit");
 	event_free(g->ev_fd);

@@ -46,67 +46,20 @@ import time
 
 import grpc
 
+import kvclient
+from kvclient import f_bytes, parse
+
 SUCCESS, ERROR, ERROR_NE, ERROR_WV = 0, 1, 2, 3
 
 
-# -- protobuf by hand: a few small messages ---------------------------------
-
-def varint(n):
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
+# -- protobuf by hand: kvclient's, with proto3's zeros left out -----------
 
 def f_int(field, n):
-    return varint(field << 3) + varint(n) if n else b""
-
-
-def f_bytes(field, b):
-    return varint(field << 3 | 2) + varint(len(b)) + b
+    return kvclient.f_int(field, n) if n else b""
 
 
 def f_str(field, s):
     return f_bytes(field, s.encode()) if s else b""
-
-
-def parse(buf):
-    """{field: value}: varints as signed 64-bit, length-delimited as bytes."""
-    out, i = {}, 0
-    while i < len(buf):
-        key, i = read_varint(buf, i)
-        field, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = read_varint(buf, i)
-            out[field] = v - (1 << 64) if v >= 1 << 63 else v
-        elif wt == 2:
-            n, i = read_varint(buf, i)
-            out[field] = bytes(buf[i:i + n])
-            i += n
-        elif wt == 1:
-            i += 8
-        elif wt == 5:
-            i += 4
-        else:
-            raise ValueError("wire type %d" % wt)
-    return out
-
-
-def read_varint(buf, i):
-    shift = n = 0
-    while True:
-        b = buf[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return n, i
 
 
 def reply(status, value=None):

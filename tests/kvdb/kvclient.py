@@ -68,6 +68,9 @@ def parse(buf):
             ln, i = read_varint(buf, i)
             v = bytes(buf[i:i + ln])
             i += ln
+        elif wt in (1, 5):      # fixed64, fixed32: none of ours, skipped
+            i += 8 if wt == 1 else 4
+            continue
         else:
             raise ValueError("unexpected wire type %d" % wt)
         out[field] = v
