@@ -215,6 +215,15 @@ snapshots() {
 	ls "$R/var/lib/private/dsd-replicated/$1/raft/"snapshot-*.meta
 }
 
+# restored N: node N restored a snapshot after its last start, which can
+# only be one the leader sent (at start-up it restores its own before it
+# logs that it started).
+restored() {
+	C journalctl -u "$T@$1" -o cat --no-pager |
+	    sed -n "/node $1, raft on/h; /node $1, raft on/!H; \${x;p}" |
+	    grep -q "raft: restored a snapshot"
+}
+
 is_linked() {
 	[ -L "$R/etc/systemd/system/multi-user.target.wants/$T@$1.service" ]
 }
@@ -522,9 +531,7 @@ outer() {
 	    'cli $F check | grep -Eq "^[0-9]+ passed, 0 failed\$"'
 	t "systemctl start $T@$X" 'C systemctl start $T@$X'
 	t "node $X catches up from the leader's snapshot (restored after it started)" \
-	    'serving $X &&
-	    C journalctl -u $T@$X -o cat --no-pager | sed -n "/node $X, raft on/h;
-	    /node $X, raft on/!H; \${x;p}" | grep -q "raft: restored a snapshot"'
+	    'serving $X && wait_for 10 restored $X'
 	echo "# node $X's journal from its last start, Raft and snapshot lines:"
 	C journalctl -u "$T@$X" -o short-monotonic --no-pager |
 	    sed -n "/node $X, raft on/h; /node $X, raft on/!H; \${x;p}" |
