@@ -157,6 +157,7 @@ struct kvr {
 	int			 serializable;
 	int			 leader_wait_ms;
 	int			 forward_ms;
+	int			 user_timeout_ms;
 	int			 max_message;
 	uint64_t		 incarnation;
 	uint64_t		 next_batch;
@@ -347,6 +348,9 @@ kvr_peer_conn(struct kvr *kv, uint64_t id, const char *addr)
 	cfg.addr = p->addr;
 	cfg.max_reply = (size_t)kv->max_message;
 	cfg.connect_timeout_ms = kv->forward_ms;
+	/* As the Raft connections (raft_glue.c): a leader gone silent is
+	 * noticed in seconds, also after a partition heals. */
+	cfg.user_timeout_ms = kv->user_timeout_ms;
 	cfg.on_state = kvr_peer_state;
 	cfg.arg = p;
 	if ((p->conn = grpcc_connect(kv->d->base, &cfg, &err)) == NULL)
@@ -1413,6 +1417,8 @@ kvr_init(struct dsd *d, void **statep)
 		    read);
 	kv->leader_wait_ms = (int)flags_int(d, "leader-wait");
 	kv->forward_ms = (int)flags_int(d, "forward-timeout");
+	kv->user_timeout_ms = (int)flags_int(d, "election-timeout") * 2 > 2000 ?
+	    (int)flags_int(d, "election-timeout") * 2 : 2000;
 	kv->max_message = (int)flags_int(d, "max-message");
 	if (flags_int(d, "heartbeat-timeout") >= flags_int(d,
 	    "election-timeout"))
