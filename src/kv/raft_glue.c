@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <raft.h>
@@ -880,6 +881,41 @@ glue_bootstrap(struct raft_glue *g, const struct raft_glue_config *cfg,
 	return 0;
 }
 
+/*
+ * Bind the Raft address once, before libraft does: libraft 0.15 reports
+ * an address in use only as "I/O error", and after the bootstrap has
+ * already been written.
+ */
+static int
+glue_bind_check(const char *addr, char *err, size_t errlen)
+{
+	struct sockaddr_in	 sin;
+	const char		*colon = strrchr(addr, ':');
+	char			 host[INET_ADDRSTRLEN];
+	int			 fd, on = 1, rv = 0;
+
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	if (colon == NULL || (size_t)(colon - addr) >= sizeof host)
+		return 0;	/* libraft will say */
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+		return 0;
+	sin.sin_port = htons((uint16_t)strtoul(colon + 1, NULL, 10));
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	/* As libuv binds it. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
+		snprintf(err, errlen, "cannot listen for Raft on %s: %s", addr,
+		    strerror(errno));
+		rv = -1;
+	}
+	close(fd);
+	return rv;
+}
+
 struct raft_glue *
 raft_glue_new(const struct raft_glue_config *cfg, char *err, size_t errlen)
 {
@@ -901,6 +937,9 @@ raft_glue_new(const struct raft_glue_config *cfg, char *err, size_t errlen)
 		    cfg->address);
 		goto fail;
 	}
+	if (glue_bind_check(cfg->bind != NULL ? cfg->bind : ra, err,
+	    errlen) == -1)
+		goto fail;
 	if (mkdir(g->dir, 0700) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "%s: %s", g->dir, strerror(errno));
 		goto fail;
@@ -983,7 +1022,10 @@ raft_glue_new(const struct raft_glue_config *cfg, char *err, size_t errlen)
 	if (cfg->members != NULL && glue_bootstrap(g, cfg, err, errlen) == -1)
 		goto fail;
 	if ((rv = raft_start(&g->raft)) != 0) {
-		snprintf(err, errlen, "raft_start: %s", raft_errmsg(&g->raft));
+		/* A Raft port in use ends here, with the message in the
+		 * I/O's errmsg, not raft's. */
+		snprintf(err, errlen, "raft_start: %s%s%s", raft_strerror(rv),
+		    *g->io.errmsg != '\0' ? ": " : "", g->io.errmsg);
 		goto fail;
 	}
 	g->started = 1;

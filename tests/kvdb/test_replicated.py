@@ -15,6 +15,7 @@ usage: test_replicated.py [path/to/dsd]
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -667,6 +668,13 @@ def test_startup_refusals():
                               "--cluster=1=127.0.0.1:1/127.0.0.1:2"],
          "--read must be"),
     )
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    cases += (("a Raft port in use", ["--node-id=1",
+                                     "--cluster=1=127.0.0.1:%d/127.0.0.1:2" %
+                                     busy.getsockname()[1]],
+               "Address already in use"),)
     for name, args, why in cases:
         p = subprocess.run([DSD, "--mode=kvdb-replicated",
                             "--data-dir=" + d] + args,
@@ -675,6 +683,9 @@ def test_startup_refusals():
         err = p.stderr.decode(errors="replace")
         check("start-up refuses %s, saying why" % name,
               p.returncode != 0 and why in err, err[-300:])
+    busy.close()
+    check("... and leaves no Raft state behind", not os.path.exists(
+        os.path.join(d, "raft", "metadata1")))
     shutil.rmtree(top, ignore_errors=True)
 
 
