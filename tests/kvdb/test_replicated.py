@@ -514,7 +514,21 @@ def test_snapshot_install():
     for k in range(2000):
         cl.set(k, k, b"s%d" % k)
     cl.close()
+    committed = c.statuses(nodes=[leader])[leader.id]["commit_index"]
     lagging.start()
+    # Health says SERVING only once the node has applied what the leader
+    # had committed (it learns that by asking the leader).
+    seen = None
+    deadline = time.time() + 30
+    while time.time() < deadline and seen is None:
+        if health(lagging.client) == 1:
+            st = c.statuses(nodes=[lagging]).get(lagging.id)
+            seen = st["applied_index"] if st else None
+        time.sleep(0.02)
+    check("the lagging follower's health turns SERVING only after it has "
+          "applied the %d entries committed before it came back (applied "
+          "%s then)" % (committed, seen), seen is not None and
+          seen >= committed)
     digests = c.converged(timeout=30)
     check("a follower back after 2000 entries (snapshots every 32) "
           "catches up: equal digests", len(digests) == 3 and
