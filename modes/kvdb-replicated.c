@@ -157,6 +157,7 @@ struct kvr {
 	int			 serializable;
 	int			 leader_wait_ms;
 	int			 forward_ms;
+	int			 user_timeout_ms;
 	int			 max_message;
 	uint64_t		 incarnation;
 	uint64_t		 next_batch;
@@ -173,6 +174,13 @@ struct kvr {
 	struct event		*ev_retry;
 	uint64_t		 seen_leader;	/* for noticing a change */
 	int			 serving;
+
+	/* A follower's view of how far the leader has committed: health
+	 * says SERVING only once this node has applied that much. */
+	struct event		*ev_probe;
+	uint64_t		 leader_commit;
+	int			 leader_commit_known;
+	int			 probing;
 
 	LIST_HEAD(, kvr_peer)	 peers;
 	int			 stopping;
@@ -347,6 +355,9 @@ kvr_peer_conn(struct kvr *kv, uint64_t id, const char *addr)
 	cfg.addr = p->addr;
 	cfg.max_reply = (size_t)kv->max_message;
 	cfg.connect_timeout_ms = kv->forward_ms;
+	/* As the Raft connections (raft_glue.c): a leader gone silent is
+	 * noticed in seconds, also after a partition heals. */
+	cfg.user_timeout_ms = kv->user_timeout_ms;
 	cfg.on_state = kvr_peer_state;
 	cfg.arg = p;
 	if ((p->conn = grpcc_connect(kv->d->base, &cfg, &err)) == NULL)
@@ -951,16 +962,21 @@ kvr_request(void *arg, struct kvfront_req *req)
 	kvr_dispatch(kv, op);
 }
 
-/* Raft moved: leadership, commit, applied. */
+/* Health: SERVING while this node knows a leader and has applied what
+ * the leader has committed (its own commit index for the leader, the
+ * leader's as last asked for a follower). */
 static void
-kvr_changed(void *arg)
+kvr_health(struct kvr *kv)
 {
-	struct kvr		*kv = arg;
 	struct raft_glue_status	 st;
 	int			 serving;
 
 	raft_glue_status(kv->glue, &st);
-	serving = st.leader_id != 0 && st.applied_index >= st.commit_index;
+	if (st.leader)
+		serving = st.applied_index >= st.commit_index;
+	else
+		serving = st.leader_id != 0 && kv->leader_commit_known &&
+		    st.applied_index >= kv->leader_commit;
 	if (serving != kv->serving && !kv->stopping) {
 		kv->serving = serving;
 		grpc_server_set_serving(kvfront_server(kv->front), serving);
@@ -968,6 +984,64 @@ kvr_changed(void *arg)
 		    PRIu64 ")", serving ? "serving" : "not serving",
 		    st.leader_id, st.term);
 	}
+}
+
+static void
+kvr_probe_done(void *arg, int status, const char *msg, const uint8_t *reply,
+    size_t len)
+{
+	struct kvr			*kv = arg;
+	Dsd__Kvdb__V1__StatusReply	*r;
+
+	kv->probing = 0;
+	if (status != GRPC_OK || kv->stopping ||
+	    (r = dsd__kvdb__v1__status_reply__unpack(NULL, len, reply)) ==
+	    NULL)
+		return;
+	/* Only the leader's word on its own commit counts. */
+	if (strcmp(r->state, "leader") == 0 && r->id == kv->seen_leader) {
+		kv->leader_commit = r->commit_index;
+		kv->leader_commit_known = 1;
+	}
+	dsd__kvdb__v1__status_reply__free_unpacked(r, NULL);
+	kvr_health(kv);
+}
+
+/* Ask the leader how far it has committed, every few heartbeats. */
+static void
+kvr_on_probe(evutil_socket_t fd, short what, void *arg)
+{
+	struct kvr		*kv = arg;
+	struct raft_glue_status	 st;
+	struct grpcc_conn	*conn;
+	char			*ra, *ca;
+
+	raft_glue_status(kv->glue, &st);
+	if (kv->probing || st.leader || st.leader_id == 0 ||
+	    st.leader_address == NULL ||
+	    raft_glue_split(st.leader_address, &ra, &ca) == -1 || ca == NULL)
+		return;
+	if ((conn = kvr_peer_conn(kv, st.leader_id, ca)) != NULL &&
+	    grpcc_call(conn, "/dsd.kvdb.v1.Admin/Status", "", 0,
+	    kv->forward_ms, kvr_probe_done, kv) == 0)
+		kv->probing = 1;
+	free(ra);
+	free(ca);
+}
+
+/* Raft moved: leadership, commit, applied. */
+static void
+kvr_changed(void *arg)
+{
+	struct kvr		*kv = arg;
+	struct raft_glue_status	 st;
+
+	raft_glue_status(kv->glue, &st);
+	if (st.leader_id != kv->seen_leader) {
+		/* What the last leader had committed says nothing now. */
+		kv->leader_commit_known = 0;
+	}
+	kvr_health(kv);
 	if (st.leader_id != kv->seen_leader) {
 		if (st.leader)
 			log_notice("kvdb-replicated: this node leads, term %"
@@ -975,6 +1049,8 @@ kvr_changed(void *arg)
 		kv->seen_leader = st.leader_id;
 		if (st.leader_id != 0 && !TAILQ_EMPTY(&kv->waiting))
 			kvr_redispatch(kv, 1);
+		if (st.leader_id != 0 && !st.leader)
+			kvr_on_probe(-1, 0, kv);
 	}
 }
 
@@ -1395,6 +1471,7 @@ kvr_init(struct dsd *d, void **statep)
 	const struct raft_glue_member	*mine;
 	const char			*read, *listen;
 	char				*dir, err[512];
+	struct timeval			 probe;
 	size_t				 nmembers = 0;
 
 	kv = xcalloc(1, sizeof *kv);
@@ -1413,6 +1490,8 @@ kvr_init(struct dsd *d, void **statep)
 		    read);
 	kv->leader_wait_ms = (int)flags_int(d, "leader-wait");
 	kv->forward_ms = (int)flags_int(d, "forward-timeout");
+	kv->user_timeout_ms = (int)flags_int(d, "election-timeout") * 2 > 2000 ?
+	    (int)flags_int(d, "election-timeout") * 2 : 2000;
 	kv->max_message = (int)flags_int(d, "max-message");
 	if (flags_int(d, "heartbeat-timeout") >= flags_int(d,
 	    "election-timeout"))
@@ -1442,8 +1521,17 @@ kvr_init(struct dsd *d, void **statep)
 		fatalx("out of memory");
 	kv->ev_flush = event_new(d->base, -1, 0, kvr_on_flush, kv);
 	kv->ev_retry = evtimer_new(d->base, kvr_on_retry, kv);
-	if (kv->ev_flush == NULL || kv->ev_retry == NULL)
+	kv->ev_probe = event_new(d->base, -1, EV_PERSIST, kvr_on_probe, kv);
+	if (kv->ev_flush == NULL || kv->ev_retry == NULL ||
+	    kv->ev_probe == NULL)
 		fatalx("out of memory");
+	probe.tv_sec = 0;
+	probe.tv_usec = 5 * flags_int(d, "heartbeat-timeout") * 1000;
+	while (probe.tv_usec >= 1000000) {
+		probe.tv_sec++;
+		probe.tv_usec -= 1000000;
+	}
+	event_add(kv->ev_probe, &probe);
 
 	xasprintf(&dir, "%s/raft", kvfront_datadir(kv->front));
 	memset(&rc, 0, sizeof rc);
@@ -1519,6 +1607,7 @@ kvr_stop(void *state)
 	    kv);
 	event_base_dispatch(kv->d->base);
 	kv->stopping = 1;
+	event_del(kv->ev_probe);
 	while ((op = TAILQ_FIRST(&kv->waiting)) != NULL) {
 		TAILQ_REMOVE(&kv->waiting, op, link);
 		kvr_op_fail(op, GRPC_UNAVAILABLE, "the server is stopping");
@@ -1546,6 +1635,7 @@ kvr_free(void *state)
 	free(kv->pass_ops);
 	event_free(kv->ev_flush);
 	event_free(kv->ev_retry);
+	event_free(kv->ev_probe);
 	free(kv->address);
 	free(kv->raft_addr);
 	free(kv->client_addr);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <raft.h>
@@ -20,6 +21,7 @@
 
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "net/tcp.h"
 #include "kv/raft_glue.h"
 #include "kv/rsm.h"
 
@@ -37,6 +39,7 @@ struct raft_glue {
 	struct raft_uv_transport tcp;		/* libraft's */
 	struct raft_uv_transport tr;		/* ours, in front of it */
 	raft_uv_accept_cb	 accept_cb;
+	unsigned int		 user_timeout_ms;	/* glue_tcp_options() */
 	raft_uv_transport_close_cb tr_close_cb;
 	struct raft_io		 io;
 	/* raft_uv's own close, and the callback it is given (see
@@ -220,6 +223,76 @@ glue_kick(struct raft_glue *g)
 /* The transport: libraft's TCP, reached through the part of each
  * address before the slash. */
 
+/*
+ * A connect passed to libraft's transport on our behalf.  It has a time
+ * limit, which libraft's has not: a connect started during a partition
+ * waits on SYN retransmissions, whose backoff doubles up to a minute and
+ * more, so that after the heal a node could stay cut off that long.  Past
+ * the limit raft_uv is told the connect failed, and tries a new one (a
+ * fresh SYN) after its retry delay; the old attempt is left to end on its
+ * own, and a connection it makes after all is closed.
+ */
+struct glue_connect {
+	struct raft_uv_connect	 req;		/* the one libraft's sees */
+	struct raft_uv_connect	*outer;		/* raft_uv's */
+	raft_uv_connect_cb	 cb;
+	struct raft_glue	*g;
+	uv_timer_t		 timer;
+	int			 answered;	/* cb was called */
+};
+
+/* See net/tcp.h: a silent peer fails its connection, and libraft
+ * connects again. */
+static void
+glue_tcp_options(struct raft_glue *g, struct uv_stream_s *stream)
+{
+	uv_os_fd_t	fd;
+
+	if (stream != NULL && uv_fileno((uv_handle_t *)stream, &fd) == 0 &&
+	    tcp_user_timeout(fd, (int)g->user_timeout_ms) == -1)
+		log_debug("raft: setsockopt: %s", strerror(errno));
+}
+
+static void
+glue_connect_free(uv_handle_t *timer)
+{
+	free(timer->data);
+}
+
+static void
+glue_stream_free(uv_handle_t *stream)
+{
+	raft_free(stream);	/* libraft's transport allocated it */
+}
+
+static void
+glue_connect_expired(uv_timer_t *timer)
+{
+	struct glue_connect	*c = timer->data;
+
+	if (c->answered)
+		return;
+	c->answered = 1;
+	c->cb(c->outer, NULL, RAFT_NOCONNECTION);
+}
+
+static void
+glue_tr_connected(struct raft_uv_connect *req, struct uv_stream_s *stream,
+    int status)
+{
+	struct glue_connect	*c = req->data;
+
+	uv_timer_stop(&c->timer);
+	if (!c->answered) {
+		c->answered = 1;
+		if (status == 0)
+			glue_tcp_options(c->g, stream);
+		c->cb(c->outer, stream, status);
+	} else if (status == 0 && stream != NULL)
+		uv_close((uv_handle_t *)stream, glue_stream_free);
+	uv_close((uv_handle_t *)&c->timer, glue_connect_free);
+}
+
 static int
 glue_tr_init(struct raft_uv_transport *t, raft_id id, const char *address)
 {
@@ -236,6 +309,7 @@ glue_tr_accept(struct raft_uv_transport *tcp, raft_id id,
 {
 	struct raft_glue	*g = tcp->data;
 
+	glue_tcp_options(g, stream);
 	g->accept_cb(&g->tr, id, address, stream);
 }
 
@@ -253,17 +327,37 @@ glue_tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
     raft_id id, const char *address, raft_uv_connect_cb cb)
 {
 	struct raft_glue	*g = t->impl;
+	struct glue_connect	*c;
 	const char		*slash = strchr(address, '/');
 	char			 buf[256];
 	size_t			 n;
+	int			 rv;
 
 	n = slash != NULL ? (size_t)(slash - address) : strlen(address);
 	if (n >= sizeof buf)
 		return RAFT_NOCONNECTION;
 	memcpy(buf, address, n);
 	buf[n] = '\0';
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return RAFT_NOMEM;
+	c->req.data = c;
+	c->outer = req;
+	c->cb = cb;
+	c->g = g;
+	if (uv_timer_init(&g->loop, &c->timer) != 0) {
+		free(c);
+		return RAFT_NOMEM;
+	}
+	c->timer.data = c;
 	/* The TCP transport parses the address before it returns. */
-	return g->tcp.connect(&g->tcp, req, id, buf, cb);
+	if ((rv = g->tcp.connect(&g->tcp, &c->req, id, buf,
+	    glue_tr_connected)) != 0) {
+		uv_close((uv_handle_t *)&c->timer, glue_connect_free);
+		return rv;
+	}
+	uv_timer_start(&c->timer, glue_connect_expired, g->user_timeout_ms,
+	    0);
+	return rv;
 }
 
 static void
@@ -787,6 +881,41 @@ glue_bootstrap(struct raft_glue *g, const struct raft_glue_config *cfg,
 	return 0;
 }
 
+/*
+ * Bind the Raft address once, before libraft does: libraft 0.15 reports
+ * an address in use only as "I/O error", and after the bootstrap has
+ * already been written.
+ */
+static int
+glue_bind_check(const char *addr, char *err, size_t errlen)
+{
+	struct sockaddr_in	 sin;
+	const char		*colon = strrchr(addr, ':');
+	char			 host[INET_ADDRSTRLEN];
+	int			 fd, on = 1, rv = 0;
+
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	if (colon == NULL || (size_t)(colon - addr) >= sizeof host)
+		return 0;	/* libraft will say */
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+		return 0;
+	sin.sin_port = htons((uint16_t)strtoul(colon + 1, NULL, 10));
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	/* As libuv binds it. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
+		snprintf(err, errlen, "cannot listen for Raft on %s: %s", addr,
+		    strerror(errno));
+		rv = -1;
+	}
+	close(fd);
+	return rv;
+}
+
 struct raft_glue *
 raft_glue_new(const struct raft_glue_config *cfg, char *err, size_t errlen)
 {
@@ -808,6 +937,9 @@ raft_glue_new(const struct raft_glue_config *cfg, char *err, size_t errlen)
 		    cfg->address);
 		goto fail;
 	}
+	if (glue_bind_check(cfg->bind != NULL ? cfg->bind : ra, err,
+	    errlen) == -1)
+		goto fail;
 	if (mkdir(g->dir, 0700) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "%s: %s", g->dir, strerror(errno));
 		goto fail;
@@ -880,6 +1012,8 @@ raft_glue_new(const struct raft_glue_config *cfg, char *err, size_t errlen)
 	}
 	g->raft.data = g;
 	raft_set_election_timeout(&g->raft, cfg->election_ms);
+	g->user_timeout_ms = cfg->election_ms * 2 > 2000 ?
+	    cfg->election_ms * 2 : 2000;
 	raft_set_heartbeat_timeout(&g->raft, cfg->heartbeat_ms);
 	raft_set_snapshot_threshold(&g->raft, cfg->snapshot_threshold);
 	raft_set_snapshot_trailing(&g->raft, cfg->snapshot_trailing);
@@ -888,7 +1022,10 @@ raft_glue_new(const struct raft_glue_config *cfg, char *err, size_t errlen)
 	if (cfg->members != NULL && glue_bootstrap(g, cfg, err, errlen) == -1)
 		goto fail;
 	if ((rv = raft_start(&g->raft)) != 0) {
-		snprintf(err, errlen, "raft_start: %s", raft_errmsg(&g->raft));
+		/* A Raft port in use ends here, with the message in the
+		 * I/O's errmsg, not raft's. */
+		snprintf(err, errlen, "raft_start: %s%s%s", raft_strerror(rv),
+		    *g->io.errmsg != '\0' ? ": " : "", g->io.errmsg);
 		goto fail;
 	}
 	g->started = 1;

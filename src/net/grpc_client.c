@@ -19,6 +19,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "net/grpc_client.h"
+#include "net/tcp.h"
 #include "core/log.h"
 
 #define GRPCC_UNKNOWN		2
@@ -477,6 +478,8 @@ grpcc_on_event(struct bufferevent *bev, short what, void *arg)
 		conn->ai = conn->ai_next = NULL;
 		fd = bufferevent_getfd(bev);
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		if (conn->cfg.user_timeout_ms > 0)
+			(void)tcp_user_timeout(fd, conn->cfg.user_timeout_ms);
 		bufferevent_set_timeouts(bev, NULL, NULL);
 		if (nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE,
 		    iv, sizeof iv / sizeof iv[0]) != 0 ||

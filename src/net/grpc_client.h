@@ -42,6 +42,10 @@ struct grpcc_config {
 	const char	*addr;		/* "HOST:PORT" or "[V6]:PORT" */
 	size_t		 max_reply;	/* larger replies fail the call */
 	int		 connect_timeout_ms;
+	/* > 0: a server gone silent fails the connection after about this
+	 * long (TCP_USER_TIMEOUT for unacknowledged data, keepalive probes
+	 * when idle) rather than after TCP's retransmission backoff. */
+	int		 user_timeout_ms;
 	/* The connection is usable (up = 1) or gone (up = 0, with why). */
 	void		(*on_state)(struct grpcc_conn *, int up,
 			    const char *why, void *arg);

@@ -55,7 +55,9 @@ def read_varint(buf, i):
 
 
 def parse(buf):
-    """Decode a message into {field: value}; ints as signed 64-bit."""
+    """Decode a message into {field: value}; varints as signed 64-bit,
+    fixed-width fields as unsigned, length-delimited ones as bytes; a field
+    seen more than once (repeated) becomes a list of its values."""
     out, i = {}, 0
     while i < len(buf):
         key, i = read_varint(buf, i)
@@ -68,12 +70,18 @@ def parse(buf):
             ln, i = read_varint(buf, i)
             v = bytes(buf[i:i + ln])
             i += ln
-        elif wt in (1, 5):      # fixed64, fixed32: none of ours, skipped
-            i += 8 if wt == 1 else 4
-            continue
+        elif wt in (1, 5):
+            n = 8 if wt == 1 else 4
+            v = int.from_bytes(buf[i:i + n], "little")
+            i += n
         else:
             raise ValueError("unexpected wire type %d" % wt)
-        out[field] = v
+        if field in out:
+            if not isinstance(out[field], list):
+                out[field] = [out[field]]
+            out[field].append(v)
+        else:
+            out[field] = v
     return out
 
 
@@ -154,21 +162,14 @@ class Client:
 
     def members(self, method="MemberList", body=b"", timeout=10):
         """[(id, raft_address, client_address, role)], leader_id"""
-        raw = self.a[method](body, timeout=timeout)
-        out, leader, i = [], 0, 0
-        while i < len(raw):
-            key, i = read_varint(raw, i)
-            if key == (1 << 3 | 2):
-                ln, i = read_varint(raw, i)
-                mm = parse(raw[i:i + ln])
-                i += ln
-                out.append((mm.get(1, 0), mm.get(2, b"").decode(),
-                            mm.get(3, b"").decode(), mm.get(4, 0)))
-            elif key == (2 << 3):
-                leader, i = read_varint(raw, i)
-            else:
-                raise ValueError("unexpected field in MemberListReply")
-        return sorted(out), leader
+        m = parse(self.a[method](body, timeout=timeout))
+        ms = m.get(1, [])
+        out = []
+        for raw in ms if isinstance(ms, list) else [ms]:
+            mm = parse(raw)
+            out.append((mm.get(1, 0), mm.get(2, b"").decode(),
+                        mm.get(3, b"").decode(), mm.get(4, 0)))
+        return sorted(out), m.get(2, 0)
 
     def member_add(self, node_id, raft, client, timeout=30):
         return self.members("MemberAdd", f_int(1, node_id) +

@@ -15,6 +15,7 @@ usage: test_replicated.py [path/to/dsd]
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -513,7 +514,21 @@ def test_snapshot_install():
     for k in range(2000):
         cl.set(k, k, b"s%d" % k)
     cl.close()
+    committed = c.statuses(nodes=[leader])[leader.id]["commit_index"]
     lagging.start()
+    # Health says SERVING only once the node has applied what the leader
+    # had committed (it learns that by asking the leader).
+    seen = None
+    deadline = time.time() + 30
+    while time.time() < deadline and seen is None:
+        if health(lagging.client) == 1:
+            st = c.statuses(nodes=[lagging]).get(lagging.id)
+            seen = st["applied_index"] if st else None
+        time.sleep(0.02)
+    check("the lagging follower's health turns SERVING only after it has "
+          "applied the %d entries committed before it came back (applied "
+          "%s then)" % (committed, seen), seen is not None and
+          seen >= committed)
     digests = c.converged(timeout=30)
     check("a follower back after 2000 entries (snapshots every 32) "
           "catches up: equal digests", len(digests) == 3 and
@@ -667,6 +682,13 @@ def test_startup_refusals():
                               "--cluster=1=127.0.0.1:1/127.0.0.1:2"],
          "--read must be"),
     )
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    cases += (("a Raft port in use", ["--node-id=1",
+                                     "--cluster=1=127.0.0.1:%d/127.0.0.1:2" %
+                                     busy.getsockname()[1]],
+               "Address already in use"),)
     for name, args, why in cases:
         p = subprocess.run([DSD, "--mode=kvdb-replicated",
                             "--data-dir=" + d] + args,
@@ -675,6 +697,9 @@ def test_startup_refusals():
         err = p.stderr.decode(errors="replace")
         check("start-up refuses %s, saying why" % name,
               p.returncode != 0 and why in err, err[-300:])
+    busy.close()
+    check("... and leaves no Raft state behind", not os.path.exists(
+        os.path.join(d, "raft", "metadata1")))
     shutil.rmtree(top, ignore_errors=True)
 
 

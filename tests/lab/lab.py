@@ -62,7 +62,7 @@ try:
 except ImportError:
     print("SKIP: python3-grpcio is missing (apt-get install python3-grpcio)")
     sys.exit(77)
-import kvclient            # noqa: E402
+import labclient            # noqa: E402
 import labnet              # noqa: E402
 
 RECOVERY_BOUND_S = 3.0
@@ -182,7 +182,7 @@ class History:
             return "ok", node.kv(f, key, arg, timeout,
                                  metadata=metadata), "OK"
         except grpc.RpcError as e:
-            typ, code, msg = kvclient.classify_error(e)
+            typ, code, msg = labclient.classify_error(e)
             self.errors[(f, typ, code, _short(msg))] += 1
             return typ, {"error": code, "message": msg[:200]}, code
         except Exception as e:          # a bug of ours: unknown outcome
@@ -322,7 +322,7 @@ class Cluster:
     def start(self):
         for nd in self.nodes.values():
             nd.start()
-        self.admin = {i: kvclient.Node(self.net.test_addr(i))
+        self.admin = {i: labclient.Node(self.net.test_addr(i))
                       for i in self.nodes}
         self.monitor = threading.Thread(target=self._watch, daemon=True,
                                         name="monitor")
@@ -357,14 +357,14 @@ class Cluster:
     def members(self, i, timeout=2.0):
         """Node i's member ids, or None."""
         try:
-            m = kvclient.parse(self.admin_call(i, "MemberList", b"",
+            m = labclient.parse(self.admin_call(i, "MemberList", b"",
                                                timeout))
         except grpc.RpcError:
             return None
         ms = m.get(1, [])
         if not isinstance(ms, list):
             ms = [ms]
-        return sorted(kvclient.parse(x).get(1) for x in ms)
+        return sorted(labclient.parse(x).get(1) for x in ms)
 
     def member_change(self, method, node, body, want, timeout=20):
         """Ask random nodes for a membership change until the leader's
@@ -617,7 +617,7 @@ class Nemesis:
             f = self.rng.choice([i for i in ids if i != ld])
             ev["nodes"] = [f]
             ok, note = self.c.member_change(
-                "MemberRemove", f, kvclient.f_int(1, f), False)
+                "MemberRemove", f, labclient.f_int(1, f), False)
             ev["removed"] = ok
             if note:
                 ev["note"] = note
@@ -655,9 +655,9 @@ class Nemesis:
             f = ev["nodes"][0]
             if ev["removed"]:
                 ok, note = self.c.member_change(
-                    "MemberAdd", f, kvclient.f_int(1, f) +
-                    kvclient.f_bytes(2, self.c.net.raft_addr(f).encode()) +
-                    kvclient.f_bytes(3, self.c.net.client_addr(f).encode()),
+                    "MemberAdd", f, labclient.f_int(1, f) +
+                    labclient.f_bytes(2, self.c.net.raft_addr(f).encode()) +
+                    labclient.f_bytes(3, self.c.net.client_addr(f).encode()),
                     True, timeout=60)
                 ev["added"] = ok
                 if not ok:
@@ -766,7 +766,7 @@ class Workload:
         rng = random.Random(self.seed * 1000 + wid)
         proc = self.hist.new_process()
         node = rng.choice(choices)
-        ch = kvclient.Node(self.c.net.test_addr(node))
+        ch = labclient.Node(self.c.net.test_addr(node))
         cid = rng.randrange(1, 1 << 63)
         seq = 0
         while not self.stop.is_set():
@@ -786,7 +786,7 @@ class Workload:
                 if len(choices) > 1:
                     ch.close()
                     node = rng.choice(choices)
-                    ch = kvclient.Node(self.c.net.test_addr(node))
+                    ch = labclient.Node(self.c.net.test_addr(node))
                 time.sleep(0.05)
                 t2, r2, c2 = self.hist.attempt(ch, f, key, arg,
                                                self.o.timeout, md)
@@ -809,14 +809,14 @@ class Workload:
             if typ != "ok" and len(choices) > 1:
                 ch.close()
                 node = rng.choice(choices)
-                ch = kvclient.Node(self.c.net.test_addr(node))
+                ch = labclient.Node(self.c.net.test_addr(node))
             if self.o.think:
                 time.sleep(rng.uniform(0, self.o.think))
         ch.close()
 
     def prober(self, node):
         proc = self.hist.new_process()
-        ch = kvclient.Node(self.c.net.test_addr(node))
+        ch = labclient.Node(self.c.net.test_addr(node))
         while not self.stop_probes.is_set():
             with self.plock:
                 key = PROBE_KEY_BASE + self.next_probe
@@ -884,7 +884,7 @@ class Workload:
                         continue
                     if ch is not None:
                         ch.close()
-                    ch, at = kvclient.Node(self.c.net.test_addr(ld)), ld
+                    ch, at = labclient.Node(self.c.net.test_addr(ld)), ld
                 with lock:
                     if not todo:
                         break

@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc         # noqa: E402
-import kvclient     # noqa: E402
+import labclient     # noqa: E402
 import lab          # noqa: E402
 import labnet       # noqa: E402
 
@@ -40,7 +40,7 @@ def main():
     c = None
 
     def load(node):
-        n = kvclient.Node(net.test_addr(node))
+        n = labclient.Node(net.test_addr(node))
         k = 0
         while not stop.is_set():
             k += 1

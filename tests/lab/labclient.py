@@ -1,11 +1,19 @@
 """The kvdb and Admin protobufs by hand, and a small gRPC client for the lab.
 
 The messages are a few fields wide (src/kv/kvdb.proto, src/kv/admin.proto),
-so they are encoded here as tests/kvdb/test_kvdb.py does, with grpcio's raw
-unary_unary calls; nothing but Debian's python3-grpcio is needed.
+so they are encoded by hand with the helpers of tests/kvdb/kvclient.py,
+over grpcio's raw unary_unary calls; nothing but Debian's python3-grpcio is
+needed.
 """
 
+import os
+import sys
+
 import grpc
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "kvdb"))
+from kvclient import f_bytes, f_int, key_bytes, parse  # noqa: E402
 
 STATUSES = ("SUCCESS", "ERROR", "ERROR_NE", "ERROR_WV")
 
@@ -26,83 +34,8 @@ NOT_SENT = (
 )
 
 
-def varint(n):
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def f_bytes(field, b):
-    return varint(field << 3 | 2) + varint(len(b)) + b
-
-
-def f_int(field, n):
-    return varint(field << 3) + varint(n)
-
-
 def f_bool(field, b):
     return f_int(field, 1) if b else b""
-
-
-def read_varint(buf, i):
-    shift = n = 0
-    while True:
-        b = buf[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return n, i
-
-
-def parse(buf):
-    """Decode a message into {field: value or [values]}; ints signed 64-bit.
-
-    A field seen more than once (repeated) becomes a list."""
-    out, i = {}, 0
-    while i < len(buf):
-        key, i = read_varint(buf, i)
-        field, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = read_varint(buf, i)
-            if v >= 1 << 63:
-                v -= 1 << 64
-        elif wt == 2:
-            ln, i = read_varint(buf, i)
-            v = bytes(buf[i:i + ln])
-            i += ln
-        elif wt == 1:
-            v = int.from_bytes(buf[i:i + 8], "little")
-            i += 8
-        elif wt == 5:
-            v = int.from_bytes(buf[i:i + 4], "little")
-            i += 4
-        else:
-            raise ValueError("unexpected wire type %d" % wt)
-        if field in out:
-            if not isinstance(out[field], list):
-                out[field] = [out[field]]
-            out[field].append(v)
-        else:
-            out[field] = v
-    return out
-
-
-def key_bytes(n):
-    """Java BigInteger.toByteArray(): minimal two's complement."""
-    length = 1
-    while True:
-        try:
-            return n.to_bytes(length, "big", signed=True)
-        except OverflowError:
-            length += 1
 
 
 def decode_reply(raw):
