@@ -1575,7 +1575,8 @@ kvr_init(struct dsd *d, void **statep)
 	grpc_server_set_serving(kvfront_server(kv->front), 0);
 
 	log_notice("kvdb-replicated: node %" PRIu64 ", raft on %s, clients "
-	    "on %s, data in %s, libraft %s%s", kv->id, kv->raft_addr, listen,
+	    "on %s, data in %s, libraft %s%s", kv->id, flags_given(d,
+	    "raft-listen") ? flags_str(d, "raft-listen") : kv->raft_addr, listen,
 	    kvfront_datadir(kv->front), raft_glue_version(),
 	    flags_given(d, "join") ? "; waiting to be added" : "");
 	if (kv->serializable)

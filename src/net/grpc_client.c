@@ -218,6 +218,18 @@ grpcc_fail(struct grpcc_conn *conn, const char *why)
 	grpcc_leave(conn);
 }
 
+/* Whether the server's end is closed, as far as the socket says now: its
+ * FIN (or a reset) is next in line. */
+static int
+grpcc_peer_closed(struct grpcc_conn *conn)
+{
+	char	c;
+	ssize_t	n;
+
+	n = recv(bufferevent_getfd(conn->bev), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n == -1 && (errno == ECONNRESET || errno == EPIPE));
+}
+
 /*
  * Move what nghttp2 wants to send into the socket's buffer.  Never called
  * from inside an nghttp2 callback: nghttp2 does not allow sending while it
@@ -232,6 +244,15 @@ grpcc_pump(struct grpcc_conn *conn)
 
 	if (conn->dead || !conn->connected)
 		return;
+	/* A server that has closed its end (it died, it was killed) would
+	 * only answer these bytes with a reset, and the calls they carry
+	 * would count as sent, their outcome unknown, though the server
+	 * never saw them.  Look for its FIN first. */
+	if (nghttp2_session_want_write(conn->session) &&
+	    grpcc_peer_closed(conn)) {
+		grpcc_fail(conn, "connection closed by the server");
+		return;
+	}
 	while ((n = nghttp2_session_mem_send(conn->session, &data)) > 0) {
 		if (bufferevent_write(conn->bev, data, (size_t)n) == -1) {
 			grpcc_fail(conn, "out of memory");
