@@ -761,6 +761,42 @@ expect "replicated: check of follower $F passes through a kill -9 of leader $LEA
 node "$LEADER"
 wait_leader
 
+# Three checks at once, one through each node (the others after it in -a),
+# sharing a contention key, while the leader is killed and restarted: all
+# pass, and the shared key counts every success once.
+SHARED=0x7fffffffffff0002
+pids=
+for j in 1 2 3; do
+	eval "a=\$CA$j"
+	others=$(for k in 1 2 3; do [ "$k" = "$j" ] || eval "printf ',%s' \$CA$k"; done)
+	"$CLI" -a "$a$others" check --keys 3000 --base $((j * 1000000 + 9000000)) \
+	    --shared "$SHARED" >"$WORK/repl3.$j" 2>&1 &
+	pids="$pids $!"
+done
+wait_for 60 grep -q '^ok - stress: set every key' "$WORK/repl3.1"
+eval "LP=\$NP$LEADER"
+kill -9 "$LP"
+wait "$LP" 2>/dev/null
+sleep 1
+node "$LEADER"
+failed=0
+for p in $pids; do
+	wait "$p" || failed=$((failed + 1))
+done
+if [ "$failed" -eq 0 ]; then
+	ok "replicated: three checks at once, one per node, pass through a kill -9 and restart of leader $LEADER"
+else
+	not_ok "replicated: three checks at once, one per node, pass through a kill -9 and restart of leader $LEADER ($failed failed)"
+	grep -h '^not ok\|^# ' "$WORK"/repl3.* | head -n 10
+fi
+wait_leader
+sum=$(sed -n 's/^contention successes: \([0-9]*\)$/\1/p' "$WORK"/repl3.* |
+    awk '{ s += $1 } END { print s + 0 }')
+OUT=$("$CLI" -a "$CALL" get "$SHARED" 2>&1)
+RC=$?
+expect "replicated: the shared key's version is 1 + the successes of all three" \
+    0 "^version: $((sum + 1))$"
+
 # Every node ends with the same state: equal digests at equal indexes.
 same=no
 for try in 1 2 3 4 5 6 7 8 9 10; do
