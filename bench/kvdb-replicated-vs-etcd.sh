@@ -23,6 +23,7 @@ cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
 DSD=$TOP/src/dsd
 . tests/lib.sh
+. bench/lib.sh
 SECS=${1:-10}
 BENCH=$TOP/tools/dsd-bench
 CLI=$TOP/tools/dsd-cli
@@ -224,14 +225,7 @@ $PY bench/failover.py dsd "$TRIALS" "$DIR/failover" >>"$OUT"
 $PY bench/failover.py etcd "$TRIALS" "$DIR/failover" >>"$OUT"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-awk '
-function field(line, name,    n, i, kv) {
-	n = split(line, kv, " ")
-	for (i = 2; i <= n; i++)
-		if (index(kv[i], name "=") == 1)
-			return substr(kv[i], length(name) + 2)
-	return ""
-}
+awk "$AWK_FIELD"'
 { key = $1; rps[key] = field($0, "rps"); p99[key] = field($0, "p99_ms")
   if (field($0, "pause_ms") + 0 > pause) pause = field($0, "pause_ms") + 0
   if (field($0, "pause_cpu_ms") + 0 > pcpu) pcpu = field($0, "pause_cpu_ms") + 0

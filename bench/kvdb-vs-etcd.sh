@@ -20,6 +20,7 @@
 cd "$(dirname "$0")/.." || exit 1
 DSD=$PWD/src/dsd
 . tests/lib.sh
+. bench/lib.sh
 SECS=${1:-10}
 BENCH=$PWD/tools/dsd-bench
 CLI=$PWD/tools/dsd-cli
@@ -137,14 +138,7 @@ echo "disk syncs=${SYNC1:-0} after=${SYNC2:-0}" >>"$OUT"
 
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 # The table: throughput for the loaded runs, p99 for 1x1 Get.
-awk '
-function field(line, name,    n, i, kv) {
-	n = split(line, kv, " ")
-	for (i = 2; i <= n; i++)
-		if (index(kv[i], name "=") == 1)
-			return substr(kv[i], length(name) + 2)
-	return ""
-}
+awk "$AWK_FIELD"'
 $1 == "disk" {
 	sync1 = field($0, "syncs")
 	sync2 = field($0, "after")

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/hex.h"
 #include "kv/kvdb.pb-c.h"
 #include "kvtool.h"
 
@@ -148,18 +149,6 @@ kvt_key_parse(const char *s, uint8_t **key, size_t *len, const char **err)
 	return 0;
 }
 
-static int
-kvt_hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* A whole file into memory, whatever its size or kind (a pipe too). */
 static int
 kvt_read_file(const char *path, uint8_t **data, size_t *len, char **err)
@@ -235,8 +224,8 @@ kvt_data_parse(const char *s, uint8_t **data, size_t *len, char **err)
 			return -1;
 		}
 		for (i = 0; i < n; i += 2) {
-			if ((hi = kvt_hexval(s[i])) == -1 ||
-			    (lo = kvt_hexval(s[i + 1])) == -1) {
+			if ((hi = hex_digit(s[i])) == -1 ||
+			    (lo = hex_digit(s[i + 1])) == -1) {
 				free(*data);
 				*data = NULL;
 				*err = strdup("not a hex digit after x:");

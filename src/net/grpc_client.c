@@ -20,6 +20,7 @@
 
 #include "net/grpc_client.h"
 #include "net/tcp.h"
+#include "core/hex.h"
 #include "core/log.h"
 
 #define GRPCC_UNKNOWN		2
@@ -305,18 +306,6 @@ grpcc_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
 }
 
 static int
-grpcc_hexval(uint8_t ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-static int
 grpcc_on_header(nghttp2_session *s, const nghttp2_frame *f,
     const uint8_t *name, size_t namelen, const uint8_t *value,
     size_t valuelen, uint8_t flags, void *user)
@@ -344,8 +333,8 @@ grpcc_on_header(nghttp2_session *s, const nghttp2_frame *f,
 			return 0;
 		for (i = o = 0; i < valuelen; i++) {
 			if (value[i] == '%' && i + 2 < valuelen &&
-			    (hi = grpcc_hexval(value[i + 1])) != -1 &&
-			    (lo = grpcc_hexval(value[i + 2])) != -1) {
+			    (hi = hex_digit(value[i + 1])) != -1 &&
+			    (lo = hex_digit(value[i + 2])) != -1) {
 				c->message[o++] = (char)(hi << 4 | lo);
 				i += 2;
 			} else
