@@ -318,27 +318,31 @@ kvr_peer_state(struct grpcc_conn *conn, int up, const char *why, void *arg)
 	p->conn = NULL;
 }
 
-static struct grpcc_conn *
-kvr_peer_conn(struct kvr *kv, uint64_t id, const char *addr)
+/*
+ * The peer of member id at client address addr, connected (or
+ * connecting), or NULL if memory ran out or the address cannot be used.
+ */
+static struct kvr_peer *
+kvr_peer(struct kvr *kv, uint64_t id, const char *addr)
 {
 	struct kvr_peer		*p;
 	struct grpcc_config	 cfg;
 	const char		*err;
+	char			*a;
 
 	LIST_FOREACH(p, &kv->peers, link) {
 		if (p->id == id)
 			break;
 	}
 	if (p != NULL && strcmp(p->addr, addr) != 0) {
-		/* The member came back with another address. */
+		/* The member came back with another address: what was
+		 * gathered for it goes there too. */
+		if ((a = strdup(addr)) == NULL)
+			return NULL;
 		grpcc_close(p->conn);
 		p->conn = NULL;
 		free(p->addr);
-		if ((p->addr = strdup(addr)) == NULL) {
-			LIST_REMOVE(p, link);
-			free(p);
-			return NULL;
-		}
+		p->addr = a;
 	}
 	if (p == NULL) {
 		if ((p = calloc(1, sizeof *p)) == NULL ||
@@ -350,7 +354,7 @@ kvr_peer_conn(struct kvr *kv, uint64_t id, const char *addr)
 		LIST_INSERT_HEAD(&kv->peers, p, link);
 	}
 	if (p->conn != NULL)
-		return p->conn;
+		return p;
 	memset(&cfg, 0, sizeof cfg);
 	cfg.addr = p->addr;
 	cfg.max_reply = (size_t)kv->max_message;
@@ -360,10 +364,12 @@ kvr_peer_conn(struct kvr *kv, uint64_t id, const char *addr)
 	cfg.user_timeout_ms = kv->user_timeout_ms;
 	cfg.on_state = kvr_peer_state;
 	cfg.arg = p;
-	if ((p->conn = grpcc_connect(kv->d->base, &cfg, &err)) == NULL)
+	if ((p->conn = grpcc_connect(kv->d->base, &cfg, &err)) == NULL) {
 		log_warnx("kvdb-replicated: member %" PRIu64 " at %s: %s", id,
 		    addr, err);
-	return p->conn;
+		return NULL;
+	}
+	return p;
 }
 
 static void
@@ -562,22 +568,17 @@ static void
 kvr_forward(struct kvr *kv, struct kvr_op *op, uint64_t leader,
     const char *addr)
 {
-	struct grpcc_conn	*conn;
 	struct kvr_peer		*p;
 	struct kvr_op		**a;
 	uint32_t		 cap;
 
-	if ((conn = kvr_peer_conn(kv, leader, addr)) == NULL) {
+	if ((p = kvr_peer(kv, leader, addr)) == NULL) {
 		kvr_wait(kv, op, 0);
 		return;
 	}
 	if (op->type != KVR_KV) {
-		kvr_forward_admin(kv, op, conn);
+		kvr_forward_admin(kv, op, p->conn);
 		return;
-	}
-	LIST_FOREACH(p, &kv->peers, link) {
-		if (p->conn == conn)
-			break;
 	}
 	if (p->npend == p->cappend) {
 		cap = p->cappend == 0 ? 64 : p->cappend * 2;
@@ -1013,7 +1014,7 @@ kvr_on_probe(evutil_socket_t fd, short what, void *arg)
 {
 	struct kvr		*kv = arg;
 	struct raft_glue_status	 st;
-	struct grpcc_conn	*conn;
+	struct kvr_peer		*p;
 	char			*ra, *ca;
 
 	raft_glue_status(kv->glue, &st);
@@ -1021,8 +1022,8 @@ kvr_on_probe(evutil_socket_t fd, short what, void *arg)
 	    st.leader_address == NULL ||
 	    raft_glue_split(st.leader_address, &ra, &ca) == -1 || ca == NULL)
 		return;
-	if ((conn = kvr_peer_conn(kv, st.leader_id, ca)) != NULL &&
-	    grpcc_call(conn, "/dsd.kvdb.v1.Admin/Status", "", 0,
+	if ((p = kvr_peer(kv, st.leader_id, ca)) != NULL &&
+	    grpcc_call(p->conn, "/dsd.kvdb.v1.Admin/Status", "", 0,
 	    kv->forward_ms, kvr_probe_done, kv) == 0)
 		kv->probing = 1;
 	free(ra);
