@@ -81,6 +81,113 @@ struct glue_req {
 	char			 why[200];
 };
 
+/*
+ * libraft 0.15 can read a request it has freed when it is closed while a
+ * log truncation is in flight: the close cancels the truncation's barrier,
+ * which frees the request, and the truncation's completion, still queued on
+ * a libuv worker, then reads it and frees it again (found stopping a
+ * follower just after a new leader made it truncate; fixed upstream in
+ * 0.17.1, not in Debian 12).  While the glue closes, libraft's heap holds
+ * every block it frees until the loop is quiet, and frees each one once.
+ */
+static struct {
+	int		  holding;
+	void		**held;
+	size_t		  n, cap;
+} glue_heap;
+
+static void *
+glue_heap_malloc(void *data, size_t size)
+{
+	(void)data;
+	return malloc(size);
+}
+
+static void *
+glue_heap_calloc(void *data, size_t n, size_t size)
+{
+	(void)data;
+	return calloc(n, size);
+}
+
+static void *
+glue_heap_realloc(void *data, void *p, size_t size)
+{
+	(void)data;
+	return realloc(p, size);
+}
+
+static void *
+glue_heap_aligned_alloc(void *data, size_t alignment, size_t size)
+{
+	(void)data;
+	return aligned_alloc(alignment, size);
+}
+
+static void
+glue_heap_free(void *data, void *p)
+{
+	void	**v;
+	size_t	  cap;
+
+	(void)data;
+	if (!glue_heap.holding) {
+		free(p);
+		return;
+	}
+	if (glue_heap.n == glue_heap.cap) {
+		cap = glue_heap.cap == 0 ? 256 : glue_heap.cap * 2;
+		/* Out of memory at exit: a leak, never a use after free. */
+		if ((v = reallocarray(glue_heap.held, cap, sizeof *v)) == NULL)
+			return;
+		glue_heap.held = v;
+		glue_heap.cap = cap;
+	}
+	glue_heap.held[glue_heap.n++] = p;
+}
+
+static void
+glue_heap_aligned_free(void *data, size_t alignment, void *p)
+{
+	(void)alignment;
+	glue_heap_free(data, p);
+}
+
+static struct raft_heap glue_heap_fns = {
+	NULL, glue_heap_malloc, glue_heap_free, glue_heap_calloc,
+	glue_heap_realloc, glue_heap_aligned_alloc, glue_heap_aligned_free
+};
+
+static int
+glue_heap_cmp(const void *a, const void *b)
+{
+	uintptr_t	x = (uintptr_t)*(void *const *)a;
+	uintptr_t	y = (uintptr_t)*(void *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+glue_heap_release(void)
+{
+	size_t	i;
+
+	glue_heap.holding = 0;
+	qsort(glue_heap.held, glue_heap.n, sizeof *glue_heap.held,
+	    glue_heap_cmp);
+	for (i = 0; i < glue_heap.n; i++) {
+		if (i > 0 && glue_heap.held[i] == glue_heap.held[i - 1]) {
+			log_debug("raft: libraft freed a block twice while "
+			    "closing");
+			continue;
+		}
+		free(glue_heap.held[i]);
+	}
+	free(glue_heap.held);
+	glue_heap.held = NULL;
+	glue_heap.n = glue_heap.cap = 0;
+}
+
 static void	glue_run(struct raft_glue *);
 static void	glue_spare_check(struct raft_glue *);
 static void	glue_change_cb(struct raft_change *, int);
@@ -949,6 +1056,7 @@ raft_glue_new(const struct raft_glue_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", g->dir, strerror(errno));
 		goto fail;
 	}
+	raft_heap_set(&glue_heap_fns);
 	if ((rv = uv_loop_init(&g->loop)) != 0) {
 		snprintf(err, errlen, "uv_loop_init: %s", uv_strerror(rv));
 		goto fail;
@@ -1052,7 +1160,8 @@ fail:
  * close completes, and that completion checks again, finds everything
  * closed and calls the close callback a second time; raft's callback then
  * frees its address twice (seen on a one-node cluster stopped after a
- * write).  Between raft and its I/O, through the public raft_io methods,
+ * write).  A truncation that completes after the close (see glue_heap) does
+ * the same.  Between raft and its I/O, through the public raft_io methods,
  * let only the first report through.
  */
 static void
@@ -1093,6 +1202,7 @@ raft_glue_free(struct raft_glue *g)
 	if (g == NULL)
 		return;
 	g->closed = 1;
+	glue_heap.holding = 1;
 	raft_close(&g->raft, glue_closed);
 	/* libuv's handles close over several passes; the libevent events
 	 * still drive them. */
@@ -1106,6 +1216,7 @@ raft_glue_free(struct raft_glue *g)
 	uv_run(&g->loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&g->loop) != 0)
 		log_warnx("raft: libuv's loop still had handles at exit");
+	glue_heap_release();
 	event_free(g->ev_fd);
 	event_free(g->ev_timer);
 	event_free(g->ev_kick);

@@ -13,6 +13,7 @@ tests/lab/.)  Prints "ok - ..." lines and "N passed, M failed".
 usage: test_replicated.py [path/to/dsd]
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -475,6 +476,65 @@ def test_pause_and_minority():
     c.cleanup()
 
 
+def test_stop_while_truncating():
+    """libraft 0.15 frees a log truncation's request when it is closed
+    while the truncation is running on a worker, and the worker's
+    completion then uses it (the glue holds libraft's frees while it
+    closes).  Make an old leader truncate entries it could not commit and
+    stop it the moment the truncation starts."""
+    os.environ["LIBRAFT_TRACE"] = "1"   # its trace says when
+    try:
+        stop_while_truncating()
+    finally:
+        del os.environ["LIBRAFT_TRACE"]
+
+
+def stop_while_truncating():
+    c = Cluster(3)
+    old = c.start()
+    rcs = []
+    tries = 4
+    hits = 0
+    for _ in range(tries):
+        if old is None:
+            break
+        others = [n for n in c.nodes if n is not old]
+        for n in others:
+            n.stop(signal.SIGKILL)
+        try:    # appended by the leader alone, never committed
+            old.cl(timeout=0.3).set(300, 1, b"overwritten")
+        except grpc.RpcError:
+            pass
+        old.kill(signal.SIGSTOP)
+        for n in others:
+            n.start()
+        new = c.wait_leader(exclude=(old.id,))
+        if new is None:
+            break
+        # The new leader's entry takes the index of the old one's.
+        cl = new.cl()
+        cl.set(301, 1, b"instead")
+        cl.close()
+        with open(old.logpath, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            old.kill(signal.SIGCONT)
+            deadline = time.time() + 5
+            seen, found = b"", None
+            # raft_uv lists its files on a worker as it starts truncating.
+            while time.time() < deadline and not found:
+                seen += f.read()
+                found = re.search(rb"log mismatch.*uv_list\.c", seen, re.S)
+                time.sleep(0.0005)
+        hits += found is not None
+        rcs.append(old.stop())
+        old.start()
+        old = c.wait_leader()
+    check("a node stopped while truncating its log exits cleanly "
+          "(%d times, stopped as it truncated %d times)" % (tries, hits),
+          rcs == [0] * tries and hits == tries, (rcs, c.logs()))
+    c.cleanup()
+
+
 def test_restart_recovery():
     c = Cluster(3)
     leader = c.start()
@@ -705,7 +765,8 @@ def test_startup_refusals():
 
 def main():
     for t in (test_startup_refusals, test_single_node, test_basics, test_kill_leader,
-              test_pause_and_minority, test_restart_recovery,
+              test_pause_and_minority, test_stop_while_truncating,
+              test_restart_recovery,
               test_snapshot_install, test_membership, test_serializable):
         try:
             t()
