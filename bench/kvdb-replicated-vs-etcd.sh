@@ -160,19 +160,10 @@ measure() {
 	a=$ADDRS
 	[ "$which" = one ] && a=$FIRST
 	echo "  $kind $label ($a)" >&2
-	"$BENCH" -q --target "$target" -a "$a" -d "$SECS" "$@" \
-	    >"$DIR/run.out" 2>"$DIR/run.err"
-	line=$(sed -n 's/^summary: //p' "$DIR/run.out")
-	if [ -z "$line" ]; then
-		echo "  dsd-bench failed:" >&2
-		cat "$DIR/run.err" >&2
-		line="target=$target ok=0 rps=0 p50_ms=0 p99_ms=0 errors=failed"
-	fi
+	line=$(bench_run "$target" "$a" "$@")
 	set -- $(pauses)
 	echo "$kind.$label $line pause_ms=${1:-0} pause_cpu_ms=${2:-0}" \
 	    "snapshots=${3:-0}" >>"$OUT"
-	grep -E '^(throughput|latency|errors):' "$DIR/run.out" |
-	    sed 's/^/    /' >&2
 	[ "$kind" = repl ] && [ "${3:-0}" -gt 0 ] &&
 	    echo "    snapshots: $3, longest loop pause $1 ms ($2 ms of CPU)" >&2
 	stop

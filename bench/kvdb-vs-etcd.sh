@@ -86,18 +86,9 @@ measure() {
 	shift 2
 	start_server "$target"
 	echo "  $target $label ($ADDR)" >&2
-	"$BENCH" -q --target "$target" -a "$ADDR" -d "$SECS" "$@" \
-	    >"$DIR/run.out" 2>"$DIR/run.err"
-	line=$(sed -n 's/^summary: //p' "$DIR/run.out")
-	if [ -z "$line" ]; then
-		echo "  dsd-bench failed:" >&2
-		cat "$DIR/run.err" >&2
-		line="target=$target ok=0 rps=0 p50_ms=0 p99_ms=0 errors=failed"
-	fi
+	line=$(bench_run "$target" "$ADDR" "$@")
 	echo "$label $line rss_kib=$(ps -o rss= -p "$PID" | tr -d ' ')" \
 	    >>"$OUT"
-	grep -E '^(throughput|latency|errors):' "$DIR/run.out" |
-	    sed 's/^/    /' >&2
 	stop
 }
 

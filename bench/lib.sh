@@ -12,3 +12,24 @@ function field(line, name,    n, i, kv) {
 	return ""
 }
 '
+
+# bench_run TARGET ADDRS ARGS...: one dsd-bench run of $SECS seconds
+# (files in $DIR); its summary line on stdout (with ok=0 if it failed,
+# and why on stderr), its figures on stderr.
+bench_run() {
+	_target=$1
+	_addrs=$2
+	shift 2
+	"$BENCH" -q --target "$_target" -a "$_addrs" -d "$SECS" "$@" \
+	    >"$DIR/run.out" 2>"$DIR/run.err"
+	_line=$(sed -n 's/^summary: //p' "$DIR/run.out")
+	if [ -z "$_line" ]; then
+		echo "  dsd-bench failed:" >&2
+		cat "$DIR/run.err" >&2
+		_line="target=$_target ok=0 rps=0 p50_ms=0 p99_ms=0"
+		_line="$_line errors=failed"
+	fi
+	grep -E '^(throughput|latency|errors):' "$DIR/run.out" |
+	    sed 's/^/    /' >&2
+	echo "$_line"
+}
