@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,12 +90,14 @@ struct glue_req {
  * follower just after a new leader made it truncate; fixed upstream in
  * 0.17.1, not in Debian 12).  While the glue closes, libraft's heap holds
  * every block it frees until the loop is quiet, and frees each one once.
+ * libraft frees on libuv's workers too, hence the lock.
  */
 static struct {
+	pthread_mutex_t	  lock;
 	int		  holding;
 	void		**held;
 	size_t		  n, cap;
-} glue_heap;
+} glue_heap = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static void *
 glue_heap_malloc(void *data, size_t size)
@@ -131,7 +134,9 @@ glue_heap_free(void *data, void *p)
 	size_t	  cap;
 
 	(void)data;
+	pthread_mutex_lock(&glue_heap.lock);
 	if (!glue_heap.holding) {
+		pthread_mutex_unlock(&glue_heap.lock);
 		free(p);
 		return;
 	}
@@ -139,11 +144,21 @@ glue_heap_free(void *data, void *p)
 		cap = glue_heap.cap == 0 ? 256 : glue_heap.cap * 2;
 		/* Out of memory at exit: a leak, never a use after free. */
 		if ((v = reallocarray(glue_heap.held, cap, sizeof *v)) == NULL)
-			return;
+			goto out;
 		glue_heap.held = v;
 		glue_heap.cap = cap;
 	}
 	glue_heap.held[glue_heap.n++] = p;
+out:
+	pthread_mutex_unlock(&glue_heap.lock);
+}
+
+static void
+glue_heap_hold(void)
+{
+	pthread_mutex_lock(&glue_heap.lock);
+	glue_heap.holding = 1;
+	pthread_mutex_unlock(&glue_heap.lock);
 }
 
 static void
@@ -172,7 +187,10 @@ glue_heap_release(void)
 {
 	size_t	i;
 
+	/* The loop is closed: no worker is left to free anything. */
+	pthread_mutex_lock(&glue_heap.lock);
 	glue_heap.holding = 0;
+	pthread_mutex_unlock(&glue_heap.lock);
 	qsort(glue_heap.held, glue_heap.n, sizeof *glue_heap.held,
 	    glue_heap_cmp);
 	for (i = 0; i < glue_heap.n; i++) {
@@ -1202,7 +1220,7 @@ raft_glue_free(struct raft_glue *g)
 	if (g == NULL)
 		return;
 	g->closed = 1;
-	glue_heap.holding = 1;
+	glue_heap_hold();
 	raft_close(&g->raft, glue_closed);
 	/* libuv's handles close over several passes; the libevent events
 	 * still drive them. */
