@@ -16,17 +16,21 @@ if ! command -v "$CC" >/dev/null; then
 	echo "SKIP: no $CC (tools/setup installs clang and libclang-rt-14-dev)"
 	exit 77
 fi
+PKGS="gmp libevent jansson libnghttp2 libprotobuf-c raft libuv"
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-    -I. -Isrc $(pkg-config --cflags gmp libevent jansson)"
-LIBS="$(pkg-config --libs gmp libevent jansson) -lpthread"
+    -I. -Isrc $(pkg-config --cflags $PKGS)"
+LIBS="$(pkg-config --libs $PKGS) -lpthread"
 CORE="src/core/log.c src/core/xmalloc.c src/core/u64map.c"
 KV="src/kv/store.c src/kv/rsm.c src/kv/snap.c src/kv/wal.c $CORE"
-TARGETS="${FUZZ_TARGETS:-store_op rsm mael}"
+TARGETS="${FUZZ_TARGETS:-store_op rsm mael grpc}"
 
 # sources TARGET: the tree's files a target links.
 sources() {
 	case $1 in
 	mael)	echo "src/maelstrom/maelstrom.c $CORE" ;;
+	grpc)	# the whole dsd but its main()
+		ls src/core/*.c src/net/*.c src/kv/*.c src/maelstrom/*.c \
+		    modes/*.c ;;
 	*)	echo "$KV" ;;
 	esac
 }
