@@ -20,23 +20,14 @@
 # disk where /tmp may be memory).  FAILOVER_TRIALS: default 10.
 # MEMORY_KEYS: keys loaded for the memory figure (default 1000000).
 cd "$(dirname "$0")/.." || exit 1
-TOP=$PWD
-DSD=$TOP/src/dsd
 . tests/lib.sh
 . bench/lib.sh
 SECS=${1:-10}
-BENCH=$TOP/tools/dsd-bench
-CLI=$TOP/tools/dsd-cli
-ETCD=$(command -v etcd)
 PY=/usr/bin/python3
 PREFILL=100000
 TRIALS=${FAILOVER_TRIALS:-10}
 MEMKEYS=${MEMORY_KEYS:-1000000}
 
-[ -x "$DSD" ] && [ -x "$BENCH" ] && [ -x "$CLI" ] || {
-	echo "build first: tools/setup" >&2
-	exit 1
-}
 [ -n "$ETCD" ] && command -v etcdctl >/dev/null || {
 	echo "etcd not found: apt-get install etcd-server etcd-client" >&2
 	exit 1

@@ -18,19 +18,11 @@
 # BENCH_DIR sets where both data directories go (default: under /var/tmp,
 # which is on disk where /tmp may be memory).
 cd "$(dirname "$0")/.." || exit 1
-DSD=$PWD/src/dsd
 . tests/lib.sh
 . bench/lib.sh
 SECS=${1:-10}
-BENCH=$PWD/tools/dsd-bench
-CLI=$PWD/tools/dsd-cli
-ETCD=$(command -v etcd)
 PREFILL=100000
 
-[ -x "$DSD" ] && [ -x "$BENCH" ] && [ -x "$CLI" ] || {
-	echo "build first: tools/setup" >&2
-	exit 1
-}
 [ -n "$ETCD" ] || {
 	echo "etcd not found: apt-get install etcd-server" >&2
 	exit 1

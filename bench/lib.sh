@@ -1,4 +1,14 @@
-# What the comparison scripts share; source it.
+# What the comparison scripts share; source it from the top of the tree.
+
+# The built programs they drive, and etcd's server if there is one.
+DSD=$PWD/src/dsd
+BENCH=$PWD/tools/dsd-bench
+CLI=$PWD/tools/dsd-cli
+ETCD=$(command -v etcd)
+[ -x "$DSD" ] && [ -x "$BENCH" ] && [ -x "$CLI" ] || {
+	echo "build first: tools/setup" >&2
+	exit 1
+}
 
 # An awk function for their results files, lines of "LABEL name=value
 # ...": field(line, name) is the value of name, or "".  Put it in front

@@ -113,6 +113,30 @@ d = json.load(open(sys.argv[1]))
 print(eval(sys.argv[2], {"d": d}))' "$WORK/fake.stats" "$1"
 }
 
+# checks_pass NAME LOG...: wait for the checks started in the background
+# (their pids in $pids), and pass if every one passed; else show the
+# failures from their logs.
+checks_pass() {
+	_name=$1
+	shift
+	_failed=0
+	for _p in $pids; do
+		wait "$_p" || _failed=$((_failed + 1))
+	done
+	if [ "$_failed" -eq 0 ]; then
+		ok "$_name"
+	else
+		not_ok "$_name ($_failed failed)"
+		grep -h '^not ok\|^# ' "$@" | head -n 10
+	fi
+}
+
+# contention_sum LOG...: the shared key's successes the checks counted.
+contention_sum() {
+	sed -n 's/^contention successes: \([0-9]*\)$/\1/p' "$@" |
+	    awk '{ s += $1 } END { print s + 0 }'
+}
+
 # is NAME GOT WANT: a value as expected.
 is() {
 	if [ "$2" = "$3" ]; then
@@ -456,19 +480,9 @@ for i in 0 1 2 3 4 5 6 7 8 9; do
 	    >"$WORK/check.$i" 2>&1 &
 	pids="$pids $!"
 done
-failed=0
-for p in $pids; do
-	wait "$p" || failed=$((failed + 1))
-done
-if [ "$failed" -eq 0 ]; then
-	ok "ten parallel checks with distinct --base all pass"
-else
-	not_ok "ten parallel checks with distinct --base all pass" \
-	    "($failed failed)"
-	grep -h '^not ok' "$WORK"/check.* | head -n 10
-fi
-sum=$(sed -n 's/^contention successes: \([0-9]*\)$/\1/p' "$WORK"/check.* |
-    awk '{ s += $1 } END { print s + 0 }')
+checks_pass "ten parallel checks with distinct --base all pass" \
+    "$WORK"/check.*
+sum=$(contention_sum "$WORK"/check.*)
 run get "$SHARED"
 expect "shared contention key: version is 1 + the successes of all ten" \
     0 "^version: $((sum + 1))$" "^data: $((sum + 1))$"
@@ -779,19 +793,10 @@ kill -9 "$LP"
 wait "$LP" 2>/dev/null
 sleep 1
 node "$LEADER"
-failed=0
-for p in $pids; do
-	wait "$p" || failed=$((failed + 1))
-done
-if [ "$failed" -eq 0 ]; then
-	ok "replicated: three checks at once, one per node, pass through a kill -9 and restart of leader $LEADER"
-else
-	not_ok "replicated: three checks at once, one per node, pass through a kill -9 and restart of leader $LEADER ($failed failed)"
-	grep -h '^not ok\|^# ' "$WORK"/repl3.* | head -n 10
-fi
+checks_pass "replicated: three checks at once, one per node, pass through a kill -9 and restart of leader $LEADER" \
+    "$WORK"/repl3.*
 wait_leader
-sum=$(sed -n 's/^contention successes: \([0-9]*\)$/\1/p' "$WORK"/repl3.* |
-    awk '{ s += $1 } END { print s + 0 }')
+sum=$(contention_sum "$WORK"/repl3.*)
 OUT=$("$CLI" -a "$CALL" get "$SHARED" 2>&1)
 RC=$?
 expect "replicated: the shared key's version is 1 + the successes of all three" \
