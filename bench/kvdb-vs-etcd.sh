@@ -33,14 +33,7 @@ OUT=$DIR/results
 : >"$OUT"
 PID=
 
-stop() {
-	if [ -n "$PID" ]; then
-		kill "$PID" 2>/dev/null
-		wait "$PID" 2>/dev/null
-	fi
-	PID=
-}
-trap 'stop; [ -z "$BENCH_DIR" ] && rm -rf "$DIR"' EXIT
+trap 'bench_stop; [ -z "$BENCH_DIR" ] && rm -rf "$DIR"' EXIT
 trap 'exit 1' INT TERM
 
 # start_server TARGET: a fresh server of that kind, its data in $DIR; sets
@@ -81,7 +74,7 @@ measure() {
 	line=$(bench_run "$target" "$ADDR" "$@")
 	echo "$label $line rss_kib=$(ps -o rss= -p "$PID" | tr -d ' ')" \
 	    >>"$OUT"
-	stop
+	bench_stop
 }
 
 # disk_syncs: how many small appends per second the disk makes durable,

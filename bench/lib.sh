@@ -43,3 +43,13 @@ bench_run() {
 	    sed 's/^/    /' >&2
 	echo "$_line"
 }
+
+# bench_stop: stop the server a script started in the background as $PID,
+# if any, and wait for it.
+bench_stop() {
+	if [ -n "$PID" ]; then
+		kill "$PID" 2>/dev/null
+		wait "$PID" 2>/dev/null
+	fi
+	PID=
+}

@@ -214,6 +214,10 @@ static const struct flag kvr_flags[] = {
 	  "how long a request waits for a leader (UNAVAILABLE after)" },
 	{ "forward-timeout", FLAG_INT, "MS", "5000", 100, 600000,
 	  "how long a request passed on to the leader may take" },
+	{ "tls-ca", FLAG_STRING, "FILE", NULL, 0, 0,
+	  "with --tls-cert: the CA (PEM) other members' client-port "
+	  "certificates are checked against when requests are passed to the "
+	  "leader (default --tls-client-ca, else the system's store)" },
 	{ NULL, 0, NULL, NULL, 0, 0, NULL }
 };
 
@@ -364,6 +368,7 @@ kvr_peer(struct kvr *kv, uint64_t id, const char *addr)
 	cfg.user_timeout_ms = kv->user_timeout_ms;
 	cfg.on_state = kvr_peer_state;
 	cfg.arg = p;
+	cfg.tls = kvfront_client_tls(kv->front, NULL);	/* NULL: clear */
 	if ((p->conn = grpcc_connect(kv->d->base, &cfg, &err)) == NULL) {
 		log_warnx("kvdb-replicated: member %" PRIu64 " at %s: %s", id,
 		    addr, err);
@@ -1394,53 +1399,67 @@ kvr_status(struct grpc_call *call, const uint8_t *req, size_t len,
 /* Start-up. */
 
 /*
- * Parse --cluster: "ID=RAFTADDR/CLIENTADDR,..."; fatal on anything wrong,
- * naming it.  Returns the members (addresses malloc'ed) and sets *mine to
- * this node's entry.
+ * Parse --cluster: "ID=RAFTADDR/CLIENTADDR,...".  Returns the members
+ * (free with raft_glue_members_free()) and sets *mine to this node's
+ * entry; or NULL with err naming what is wrong.
  */
 static struct raft_glue_member *
 kvr_parse_cluster(const char *s, uint64_t self, size_t *np,
-    const struct raft_glue_member **mine)
+    const struct raft_glue_member **mine, char *err, size_t errlen)
 {
 	struct raft_glue_member	*m = NULL;
 	char			*copy, *item, *save = NULL, *eq, *end;
-	char			*ra, *ca, *rb, *cb;
+	char			*ra = NULL, *ca = NULL, *rb, *cb;
 	size_t			 n = 0, i;
 	unsigned long long	 id;
 
 	copy = xstrdup(s);
 	for (item = strtok_r(copy, ",", &save); item != NULL;
 	    item = strtok_r(NULL, ",", &save)) {
-		if ((eq = strchr(item, '=')) == NULL)
-			fatalx("--cluster: '%s' is not ID=RAFTADDR/CLIENTADDR",
-			    item);
+		if ((eq = strchr(item, '=')) == NULL) {
+			snprintf(err, errlen, "--cluster: '%s' is not "
+			    "ID=RAFTADDR/CLIENTADDR", item);
+			goto fail;
+		}
 		*eq = '\0';
 		errno = 0;
 		id = strtoull(item, &end, 10);
 		if (*item == '\0' || *end != '\0' || errno != 0 || id == 0 ||
-		    id > LLONG_MAX)
-			fatalx("--cluster: '%s' is not a positive node id",
-			    item);
-		if (raft_glue_split(eq + 1, &ra, &ca) == -1 || ra == NULL)
-			fatalx("--cluster: member %llu: '%s' is not "
-			    "RAFTADDR/CLIENTADDR, with RAFTADDR an IPv4 address "
-			    "and port (this libraft takes no names)", id,
-			    eq + 1);
+		    id > LLONG_MAX) {
+			snprintf(err, errlen, "--cluster: '%s' is not a "
+			    "positive node id", item);
+			goto fail;
+		}
+		if (raft_glue_split(eq + 1, &ra, &ca) == -1 || ra == NULL) {
+			snprintf(err, errlen, "--cluster: member %llu: '%s' is "
+			    "not RAFTADDR/CLIENTADDR, with RAFTADDR an IPv4 "
+			    "address and port (this libraft takes no names)",
+			    id, eq + 1);
+			goto fail;
+		}
 		for (i = 0; i < n; i++) {
-			if (m[i].id == id)
-				fatalx("--cluster: node id %llu is listed "
-				    "twice", id);
-			if (raft_glue_split(m[i].address, &rb, &cb) == -1 ||
-			    rb == NULL)
+			if (m[i].id == id) {
+				snprintf(err, errlen, "--cluster: node id %llu "
+				    "is listed twice", id);
+				goto fail;
+			}
+			/* Parsed once already: it splits. */
+			if (raft_glue_split(m[i].address, &rb, &cb) == -1)
 				fatalx("out of memory");
-			if (strcmp(ra, rb) == 0 || strcmp(ca, cb) == 0)
-				fatalx("--cluster: members %llu and %" PRIu64
-				    " share an address", id, m[i].id);
+			if (strcmp(ra, rb) == 0 || strcmp(ca, cb) == 0) {
+				snprintf(err, errlen, "--cluster: members %llu "
+				    "and %" PRIu64 " share an address", id,
+				    m[i].id);
+				free(rb);
+				free(cb);
+				goto fail;
+			}
 			free(rb);
 			free(cb);
 		}
 		free(ra);
 		free(ca);
+		ra = ca = NULL;
 		m = xreallocarray(m, n + 1, sizeof *m);
 		m[n].id = id;
 		m[n].address = xstrdup(eq + 1);
@@ -1448,18 +1467,30 @@ kvr_parse_cluster(const char *s, uint64_t self, size_t *np,
 		n++;
 	}
 	free(copy);
-	if (n == 0)
-		fatalx("--cluster lists no member");
+	copy = NULL;
+	if (n == 0) {
+		snprintf(err, errlen, "--cluster lists no member");
+		goto fail;
+	}
 	*mine = NULL;
 	for (i = 0; i < n; i++) {
 		if (m[i].id == self)
 			*mine = &m[i];
 	}
-	if (*mine == NULL)
-		fatalx("--cluster does not list this node (--node-id=%" PRIu64
-		    ")", self);
+	if (*mine == NULL) {
+		snprintf(err, errlen, "--cluster does not list this node "
+		    "(--node-id=%" PRIu64 ")", self);
+		goto fail;
+	}
 	*np = n;
 	return m;
+
+fail:
+	free(ra);
+	free(ca);
+	free(copy);
+	raft_glue_members_free(m, n);
+	return NULL;
 }
 
 static int
@@ -1503,7 +1534,9 @@ kvr_init(struct dsd *d, void **statep)
 		    "node's addresses, to be added later), one of them");
 	if (flags_given(d, "cluster")) {
 		members = kvr_parse_cluster(flags_str(d, "cluster"), kv->id,
-		    &nmembers, &mine);
+		    &nmembers, &mine, err, sizeof err);
+		if (members == NULL)
+			fatalx("%s", err);
 		kv->address = xstrdup(mine->address);
 	} else
 		kv->address = xstrdup(flags_str(d, "join"));
@@ -1560,6 +1593,13 @@ kvr_init(struct dsd *d, void **statep)
 	listen = flags_given(d, "listen") ? flags_str(d, "listen") :
 	    kv->client_addr;
 	kvfront_listen(kv->front, listen);
+	/* Requests passed on to the leader go over TLS when the client
+	 * ports speak it, this member's certificate as the client's.
+	 * Made now so that a bad file stops start-up. */
+	if (flags_str(d, "tls-ca") != NULL && !kvfront_tls(kv->front))
+		fatalx("--tls-ca needs --tls-cert and --tls-key");
+	if (kvfront_tls(kv->front))
+		(void)kvfront_client_tls(kv->front, flags_str(d, "tls-ca"));
 	admin[0] = (struct grpc_method){ "/dsd.kvdb.v1.Admin/MemberList",
 	    kvr_member_list, kv };
 	admin[1] = (struct grpc_method){ KVR_PATH_ADD, kvr_member_add, kv };

@@ -67,6 +67,10 @@ static const struct flag kv_flags[] = {
 	  "always (group commit), everysec or no" },
 	{ "snapshot-interval", FLAG_INT, "S", "300", 0, 86400,
 	  "seconds between snapshots when something changed; 0: never" },
+	{ "snapshot-log-size", FLAG_INT, "MIB", "64", 0, 1048576,
+	  "also take a snapshot once the log since the last one holds this "
+	  "many MiB, or as much as that snapshot, whichever is more; 0: "
+	  "never" },
 	{ NULL, 0, NULL, NULL, 0, 0, NULL }
 };
 
@@ -140,6 +144,7 @@ kv_request(void *arg, struct kvfront_req *req)
 	if (wp != NULL && res.status == STORE_SUCCESS) {
 		store_op_encode(&req->op, wp, enclen);
 		seq = wal_commit(kv->wal);
+		snap_poke(kv->snap);
 	} else {
 		if (wp != NULL)
 			wal_cancel(kv->wal);
@@ -225,6 +230,7 @@ kv_init(struct dsd *d, void **statep)
 	sc.store = kv->store;
 	sc.wal = kv->wal;
 	sc.interval = (unsigned int)flags_int(d, "snapshot-interval");
+	sc.log_limit = (uint64_t)flags_int(d, "snapshot-log-size") << 20;
 	if ((kv->snap = snap_new(&sc, &info)) == NULL)
 		fatalx("cannot set up snapshots");
 	kvfront_listen(kv->front, flags_str(d, "listen"));

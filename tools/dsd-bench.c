@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "etcd-kv.pb-c.h"
 #include "net/grpc_client.h"
@@ -165,6 +166,8 @@ enum bench_phase { PH_CONNECT, PH_PREFILL, PH_RUN, PH_DONE };
 
 struct bench {
 	struct event_base	*base;
+	struct kvt_tls		 tlsopt;
+	struct ssl_ctx_st	*tls;		/* NULL: clear text */
 	const char		*addr;		/* as given to -a */
 	char			**addrs;
 	size_t			 naddrs;
@@ -748,6 +751,8 @@ bench_connect(struct bench_conn *bc)
 	memset(&cfg, 0, sizeof cfg);
 	cfg.addr = b->addrs[bc->addr];
 	cfg.connect_timeout_ms = 5000;
+	cfg.tls = b->tls;
+	cfg.server_name = b->tlsopt.server_name;
 	cfg.on_state = bench_on_state;
 	cfg.arg = bc;
 	bc->state = CS_CONNECTING;
@@ -921,7 +926,8 @@ bench_usage(void)
 	    "[--mix op=weight,...] [--keys N]\n"
 	    "           [--prefill N] [--value-size bytes] [--base KEY] "
 	    "[--target kvdb|etcd]\n"
-	    "           [--etcd-read linearizable|serializable]\n");
+	    "           [--etcd-read linearizable|serializable]\n"
+	    "           " KVT_TLS_USAGE "\n");
 	exit(BENCH_USAGE);
 }
 
@@ -942,7 +948,7 @@ int
 main(int argc, char **argv)
 {
 	enum { O_MIX = 256, O_KEYS, O_PREFILL, O_VALUE, O_TARGET, O_BASE,
-	    O_ETCD_READ };
+	    O_ETCD_READ, O_TLS };
 	static const struct option	 longopts[] = {
 		{ "mix", required_argument, NULL, O_MIX },
 		{ "keys", required_argument, NULL, O_KEYS },
@@ -951,6 +957,7 @@ main(int argc, char **argv)
 		{ "target", required_argument, NULL, O_TARGET },
 		{ "base", required_argument, NULL, O_BASE },
 		{ "etcd-read", required_argument, NULL, O_ETCD_READ },
+		KVT_TLS_LONGOPTS(O_TLS),
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -975,6 +982,8 @@ main(int argc, char **argv)
 	b.serializable = 1;
 	while ((ch = getopt_long(argc, argv, "a:c:d:hn:qs:t:", longopts,
 	    NULL)) != -1) {
+		if (kvt_tls_option(&b.tlsopt, O_TLS, ch, optarg))
+			continue;
 		switch (ch) {
 		case 'a':
 			b.addr = optarg;
@@ -1061,6 +1070,9 @@ main(int argc, char **argv)
 	if (b.addr == NULL)
 		b.addr = b.target == TARGET_ETCD ? "127.0.0.1:2379" :
 		    KVT_DEFAULT_ADDR;
+	if (b.tlsopt.on && (b.tls = kvt_tls_ctx(&b.tlsopt,
+	    "dsd-bench")) == NULL)
+		return BENCH_USAGE;
 	if ((b.addrs = kvc_addrs_parse(b.addr, &b.naddrs, &err)) == NULL) {
 		fprintf(stderr, "dsd-bench: -a takes host:port or "
 		    "[ipv6]:port, or several separated by commas: %s\n", err);
@@ -1163,6 +1175,7 @@ out:
 	free(b.versions);
 	free(b.keybuf);
 	kvc_addrs_free(b.addrs);
+	SSL_CTX_free(b.tls);
 	mpz_clear(b.basekey);
 	mpz_clear(b.tmp);
 	return rv;

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "check.h"
 #include "kv/admin.pb-c.h"
@@ -57,6 +58,8 @@ struct cli {
 	/* One call at a time, so one session for the whole run. */
 	struct kvc_lane		 lane;
 	char			*prompt;
+	struct kvt_tls		 tlsopt;
+	struct ssl_ctx_st	*tls;		/* NULL: clear text */
 };
 
 struct cli_cmd {
@@ -184,6 +187,8 @@ cli_pool(struct cli *cli)
 	cfg.nslots = 1;
 	cfg.timeout_ms = cli->timeout_ms;
 	cfg.retry_ms = cli->retry_ms;
+	cfg.tls = cli->tls;
+	cfg.server_name = cli->tlsopt.server_name;
 	cfg.note = cli_note;
 	cfg.arg = cli;
 	if ((cli->pool = kvc_pool_new(cli->base, &cfg, &err)) == NULL) {
@@ -725,6 +730,8 @@ cli_check(struct cli *cli, int argc, char **argv)
 	cfg.naddrs = cli->naddrs;
 	cfg.timeout_ms = cli->timeout_ms;
 	cfg.retry_ms = cli->retry_ms;
+	cfg.tls = cli->tls;
+	cfg.server_name = cli->tlsopt.server_name;
 	return check_run(cli->base, &cfg, cli->addr, argc, argv);
 }
 
@@ -895,6 +902,7 @@ cli_interactive(struct cli *cli)
 
 #define CLI_USAGE_LINE	"usage: dsd-cli [-a addr:port[,addr:port...]] " \
 	"[-t timeout-ms] [--retry-time=ms]\n" \
+	"               " KVT_TLS_USAGE "\n" \
 	"               [command [argument ...]]\n"
 
 static void __attribute__((noreturn))
@@ -909,11 +917,12 @@ cli_usage(void)
 int
 main(int argc, char **argv)
 {
-	enum { O_RETRY = 256 };
+	enum { O_RETRY = 256, O_TLS };
 	static const struct option	 longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "retry-time", required_argument, NULL, O_RETRY },
+		KVT_TLS_LONGOPTS(O_TLS),
 		{ NULL, 0, NULL, 0 }
 	};
 	struct cli			 cli;
@@ -928,6 +937,8 @@ main(int argc, char **argv)
 	/* "+": options stop at the command, whose arguments may be -5. */
 	while ((ch = getopt_long(argc, argv, "+a:t:h", longopts,
 	    NULL)) != -1) {
+		if (kvt_tls_option(&cli.tlsopt, O_TLS, ch, optarg))
+			continue;
 		switch (ch) {
 		case 'a':
 			cli.addr = optarg;
@@ -969,9 +980,15 @@ main(int argc, char **argv)
 		    "separated by commas, not '%s': %s", cli.addr, err);
 		return CLI_USAGE;
 	}
+	if (cli.tlsopt.on && (cli.tls = kvt_tls_ctx(&cli.tlsopt,
+	    "dsd-cli")) == NULL) {
+		kvc_addrs_free(cli.addrs);
+		return CLI_USAGE;
+	}
 	if (kvc_lanes_init(&cli.lane, 1) == -1) {
 		cli_err("getrandom: %s", strerror(errno));
 		kvc_addrs_free(cli.addrs);
+		SSL_CTX_free(cli.tls);
 		return CLI_TRANSPORT;
 	}
 
@@ -991,6 +1008,7 @@ main(int argc, char **argv)
 	kvc_pool_free(cli.pool);
 	event_base_free(cli.base);
 	kvc_addrs_free(cli.addrs);
+	SSL_CTX_free(cli.tls);
 	free(cli.prompt);
 	return rv;
 }

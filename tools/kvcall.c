@@ -330,6 +330,8 @@ kvc_slot_conn(struct kvc_pool *pool, struct kvc_slot *slot,
 		memset(&cfg, 0, sizeof cfg);
 		cfg.addr = pool->addrs[slot->addr];
 		cfg.connect_timeout_ms = pool->cfg.timeout_ms;
+		cfg.tls = pool->cfg.tls;
+		cfg.server_name = pool->cfg.server_name;
 		cfg.on_state = kvc_on_state;
 		cfg.arg = kc;
 		if ((kc->conn = grpcc_connect(pool->base, &cfg, err)) != NULL) {

@@ -76,6 +76,8 @@ struct kvc_config {
 	 * sentence for a person; NULL to stay silent. */
 	void		(*note)(void *arg, const char *msg);
 	void		*arg;
+	struct ssl_ctx_st *tls;		/* NULL: clear text; lent */
+	const char	*server_name;	/* NULL: the host of each address */
 };
 
 /* Which failures are retried. */

@@ -15,6 +15,7 @@
 #include "core/hex.h"
 #include "kv/kvdb.pb-c.h"
 #include "kvtool.h"
+#include "net/tls.h"
 
 const char *
 kvt_status_name(int status)
@@ -485,4 +486,43 @@ kvt_reply_print(FILE *f, const struct kvt_reply *r)
 		fprintf(f, "data: %s\n", data);
 	fprintf(f, "bytes: %zu\n", r->datalen);
 	free(data);
+}
+
+int
+kvt_tls_option(struct kvt_tls *t, int first, int ch, const char *arg)
+{
+	if (ch < first || ch > first + 3)
+		return 0;
+	switch (ch - first) {
+	case 0:
+		t->ca = arg;
+		break;
+	case 1:
+		t->cert = arg;
+		break;
+	case 2:
+		t->key = arg;
+		break;
+	default:
+		t->server_name = arg;
+		break;
+	}
+	t->on = 1;
+	return 1;
+}
+
+struct ssl_ctx_st *
+kvt_tls_ctx(const struct kvt_tls *t, const char *prog)
+{
+	struct ssl_ctx_st	*ctx;
+	char			*err;
+
+	if (!t->on)
+		return NULL;
+	if ((ctx = tls_client_ctx(t->ca, t->cert, t->key, &err)) == NULL) {
+		fprintf(stderr, "%s: %s\n", prog,
+		    err != NULL ? err : "out of memory");
+		free(err);
+	}
+	return ctx;
 }

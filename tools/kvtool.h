@@ -97,4 +97,30 @@ void		 kvt_reply_free(struct kvt_reply *);
 /* Print a reply in the tools' readable form (dsd-cli(1), OUTPUT). */
 void		 kvt_reply_print(FILE *, const struct kvt_reply *);
 
+/*
+ * TLS, as dsd-cli and dsd-bench take it: --tls-ca=FILE verifies the
+ * server against that CA (without it, the system's store), --tls-cert and
+ * --tls-key present a client certificate (mutual TLS), --tls-server-name
+ * is the name the server's certificate must carry (default: the host of
+ * -a).  Any of them turns TLS on.  KVT_TLS_LONGOPTS(first) declares them
+ * with getopt values first to first + 3; kvt_tls_option() takes one
+ * (returns 1 if ch was one of them).
+ */
+struct kvt_tls {
+	const char	*ca, *cert, *key, *server_name;
+	int		 on;
+};
+#define KVT_TLS_LONGOPTS(first)						\
+	{ "tls-ca", required_argument, NULL, (first) },			\
+	{ "tls-cert", required_argument, NULL, (first) + 1 },		\
+	{ "tls-key", required_argument, NULL, (first) + 2 },		\
+	{ "tls-server-name", required_argument, NULL, (first) + 3 }
+#define KVT_TLS_USAGE	"[--tls-ca file] [--tls-cert file --tls-key file] " \
+	"[--tls-server-name name]"
+int		 kvt_tls_option(struct kvt_tls *, int first, int ch,
+		    const char *arg);
+/* The client context, or NULL: with tls->on, after printing why on
+ * stderr (prog: ...); without, because TLS is off. */
+struct ssl_ctx_st *kvt_tls_ctx(const struct kvt_tls *, const char *prog);
+
 #endif

@@ -6,11 +6,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "core/dsd.h"
 #include "core/flags.h"
@@ -18,6 +23,7 @@
 #include "core/xmalloc.h"
 #include "kv/kvfront.h"
 #include "kv/kvdb.pb-c.h"
+#include "net/tls.h"
 
 #define KVFRONT_DEFAULT_PORT	"7379"
 
@@ -31,6 +37,12 @@ struct kvfront {
 	kvfront_request_fn	 fn;
 	void			*arg;
 	struct grpc_method	 methods[6];
+
+	/* TLS: the files, read again on SIGHUP. */
+	const char		*tls_cert, *tls_key, *tls_client_ca;
+	char			*tls_peer_ca;	/* the client context's CA */
+	SSL_CTX			*tls_client;	/* to other members, or NULL */
+	struct event		*sighup;
 };
 
 static const struct flag kvfront_flags[] = {
@@ -54,6 +66,17 @@ static const struct flag kvfront_flags[] = {
 	  1LL << 40, "reply bytes clients have not read, all connections" },
 	{ "shutdown-grace", FLAG_INT, "MS", "5000", 0, 600000,
 	  "how long calls in flight may finish after SIGTERM" },
+	{ "handshake-timeout", FLAG_INT, "MS", "5000", 100, 600000,
+	  "time a new connection has to finish its TLS handshake and send "
+	  "the HTTP/2 preface, or it is closed" },
+	{ "tls-cert", FLAG_STRING, "FILE", NULL, 0, 0,
+	  "serve gRPC over TLS (1.2 and 1.3, ALPN h2) with this PEM "
+	  "certificate chain; reread on SIGHUP" },
+	{ "tls-key", FLAG_STRING, "FILE", NULL, 0, 0,
+	  "the PEM private key of --tls-cert; reread on SIGHUP" },
+	{ "tls-client-ca", FLAG_STRING, "FILE", NULL, 0, 0,
+	  "require client certificates signed by a CA in this PEM file "
+	  "(mutual TLS); reread on SIGHUP" },
 	{ NULL, 0, NULL, NULL, 0, 0, NULL }
 };
 
@@ -381,6 +404,134 @@ kvfront_check_memory_flag(struct dsd *d, const char *name)
 		    flags_int(d, "max-message"));
 }
 
+/* The TLS flags, checked together: a key without a certificate, or a
+ * client CA without either, is a mistake to stop at. */
+static void
+kvfront_tls_flags(struct kvfront *f, struct dsd *d)
+{
+	f->tls_cert = flags_str(d, "tls-cert");
+	f->tls_key = flags_str(d, "tls-key");
+	f->tls_client_ca = flags_str(d, "tls-client-ca");
+	if ((f->tls_cert == NULL) != (f->tls_key == NULL))
+		fatalx("--tls-cert and --tls-key go together");
+	if (f->tls_client_ca != NULL && f->tls_cert == NULL)
+		fatalx("--tls-client-ca needs --tls-cert and --tls-key");
+}
+
+/* "subject ..., serial ..." of a context's certificate, for the log;
+ * malloc'd, NULL if memory ran out. */
+static char *
+kvfront_cert_name(SSL_CTX *ctx)
+{
+	X509		*x = SSL_CTX_get0_certificate(ctx);
+	BIGNUM		*bn = NULL;
+	char		*subj = NULL, *serial = NULL, *s = NULL;
+
+	if (x == NULL)
+		return NULL;
+	if ((subj = X509_NAME_oneline(X509_get_subject_name(x), NULL,
+	    0)) == NULL ||
+	    (bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x),
+	    NULL)) == NULL || (serial = BN_bn2hex(bn)) == NULL)
+		goto out;
+	if (asprintf(&s, "subject %s, serial %s", subj, serial) == -1)
+		s = NULL;
+out:
+	OPENSSL_free(subj);
+	OPENSSL_free(serial);
+	BN_free(bn);
+	return s;
+}
+
+/* Build a server context from the files; NULL after logging why. */
+static SSL_CTX *
+kvfront_tls_load(struct kvfront *f)
+{
+	SSL_CTX	*ctx;
+	char	*err, *name;
+
+	if ((ctx = tls_server_ctx(f->tls_cert, f->tls_key, f->tls_client_ca,
+	    &err)) == NULL) {
+		log_warnx("%s: tls: %s", f->d->mode->name,
+		    err != NULL ? err : "out of memory");
+		free(err);
+		return NULL;
+	}
+	name = kvfront_cert_name(ctx);
+	log_notice("%s: tls: certificate %s (%s)%s%s", f->d->mode->name,
+	    f->tls_cert, name != NULL ? name : "?",
+	    f->tls_client_ca != NULL ? ", client certificates required, "
+	    "CA " : "", f->tls_client_ca != NULL ? f->tls_client_ca : "");
+	free(name);
+	return ctx;
+}
+
+/*
+ * SIGHUP: read the certificate, key and CA files again.  New connections
+ * get the new context, those open keep theirs; if the files are bad the
+ * old context stays and the error is logged.  The context to other
+ * members, if one was made, is rebuilt the same way.
+ */
+static void
+kvfront_on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct kvfront	*f = arg;
+	SSL_CTX		*ctx;
+	char		*err;
+
+	if (f->tls_cert == NULL) {
+		log_notice("%s: SIGHUP: nothing to reload (no --tls-cert)",
+		    f->d->mode->name);
+		return;
+	}
+	log_notice("%s: SIGHUP: reloading TLS certificates",
+	    f->d->mode->name);
+	if ((ctx = kvfront_tls_load(f)) == NULL) {
+		log_warnx("%s: tls: reload failed; still serving with the "
+		    "certificate loaded before", f->d->mode->name);
+		return;
+	}
+	grpc_server_set_tls(f->srv, ctx);
+	SSL_CTX_free(ctx);	/* the server holds its own reference */
+	if (f->tls_client == NULL)
+		return;
+	if ((ctx = tls_client_ctx(f->tls_peer_ca, f->tls_cert, f->tls_key,
+	    &err)) == NULL) {
+		log_warnx("%s: tls: reload of the client side failed, keeping "
+		    "the old: %s", f->d->mode->name,
+		    err != NULL ? err : "out of memory");
+		free(err);
+		return;
+	}
+	SSL_CTX_free(f->tls_client);
+	f->tls_client = ctx;
+}
+
+struct ssl_ctx_st *
+kvfront_client_tls(struct kvfront *f, const char *ca)
+{
+	char	*err;
+
+	if (f->tls_cert == NULL)
+		return NULL;
+	if (f->tls_client != NULL)
+		return f->tls_client;
+	if (ca == NULL)
+		ca = f->tls_client_ca;
+	f->tls_peer_ca = ca != NULL ? xstrdup(ca) : NULL;
+	if ((f->tls_client = tls_client_ctx(ca, f->tls_cert, f->tls_key,
+	    &err)) == NULL)
+		fatalx("%s: tls: %s", f->d->mode->name,
+		    err != NULL ? err : "out of memory");
+	return f->tls_client;
+}
+
+int
+kvfront_tls(const struct kvfront *f)
+{
+	return f->tls_cert != NULL;
+}
+
 struct kvfront *
 kvfront_new(struct dsd *d, kvfront_request_fn fn, void *arg)
 {
@@ -397,6 +548,7 @@ kvfront_new(struct dsd *d, kvfront_request_fn fn, void *arg)
 	f->dir = xstrdup(flags_str(d, "data-dir"));
 	f->max_key = (int)flags_int(d, "max-key-bytes");
 	f->grace_ms = (int)flags_int(d, "shutdown-grace");
+	kvfront_tls_flags(f, d);
 
 	if (kvfront_mkdirs(f->dir) == -1)
 		fatal("cannot create data directory %s", f->dir);
@@ -421,6 +573,10 @@ kvfront_listen(struct kvfront *f, const char *listen)
 	gc.h2.listen = listen;
 	gc.h2.max_streams = (uint32_t)flags_int(d, "max-streams");
 	gc.h2.max_conns = (int)flags_int(d, "max-connections");
+	gc.h2.handshake_timeout_ms = (int)flags_int(d, "handshake-timeout");
+	if (f->tls_cert != NULL &&
+	    (gc.h2.tls = kvfront_tls_load(f)) == NULL)
+		fatalx("cannot serve TLS on %s", listen);
 	gc.max_recv_message = (size_t)flags_int(d, "max-message");
 	gc.max_send_message = (size_t)flags_int(d, "max-message");
 	gc.metadata = kvfront_metadata;
@@ -447,6 +603,11 @@ kvfront_listen(struct kvfront *f, const char *listen)
 		gc.h2.max_pending = gc.h2.max_pending_total;
 	if ((f->srv = grpc_server_new(d->base, &gc)) == NULL)
 		fatalx("cannot serve on %s", listen);
+	SSL_CTX_free(gc.h2.tls);	/* the server holds its own reference */
+	/* Always caught: a hangup must not end a database. */
+	if ((f->sighup = evsignal_new(d->base, SIGHUP, kvfront_on_sighup,
+	    f)) == NULL || evsignal_add(f->sighup, NULL) == -1)
+		fatalx("cannot catch SIGHUP");
 
 	f->methods[0] = (struct grpc_method){ kvfront_ops[STORE_OP_SET].path,
 	    kvfront_set, f };
@@ -511,6 +672,10 @@ kvfront_free(struct kvfront *f)
 		return;
 	if (f->srv != NULL)
 		grpc_server_free(f->srv);
+	if (f->sighup != NULL)
+		event_free(f->sighup);
+	SSL_CTX_free(f->tls_client);
+	free(f->tls_peer_ca);
 	close(f->lockfd);
 	free(f->dir);
 	free(f);

@@ -31,6 +31,7 @@
 
 struct dsd;
 struct kvfront;
+struct ssl_ctx_st;
 
 /* The flags of every key-value mode (--listen, --data-dir, the limits). */
 extern const struct flag_group *const kvfront_flag_groups[];
@@ -84,6 +85,17 @@ void		 kvfront_listen(struct kvfront *, const char *listen);
 struct kvfront_req *kvfront_req_new(struct kvfront *, unsigned type,
 		    const uint8_t *buf, size_t len, uint64_t client_id,
 		    uint64_t seq, kvfront_done_fn, void *arg);
+/*
+ * TLS.  With --tls-cert the port speaks only TLS; SIGHUP rereads the files
+ * (kvfront_listen() catches it).  kvfront_client_tls() is the context for
+ * calls to other members of a cluster, the member's own certificate
+ * presented as its client certificate and the peer verified against ca
+ * (NULL: --tls-client-ca, else the system's store); made on the first
+ * call, rebuilt on SIGHUP, NULL if the port is in clear text.  It is
+ * lent: take a reference (or make the SSL at once) to keep it.
+ */
+int		 kvfront_tls(const struct kvfront *);
+struct ssl_ctx_st *kvfront_client_tls(struct kvfront *, const char *ca);
 /* Add more methods on the same port (the admin service). */
 int		 kvfront_register(struct kvfront *, const struct grpc_method *);
 struct grpc_server *kvfront_server(struct kvfront *);

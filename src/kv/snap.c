@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -28,6 +30,9 @@
 #define SNAP_NAME	"snapshot"
 #define SNAP_TMPNAME	"snapshot.tmp"
 #define SNAP_BUFLEN	(1U << 20)
+/* After a failed snapshot, how long snap_poke() waits to start another:
+ * the log's size stays over the limit, and every write would fork. */
+#define SNAP_RETRY_SEC	10
 
 struct snap {
 	char			*dir;
@@ -46,6 +51,13 @@ struct snap {
 	pid_t			 pid;		/* running child, or -1 */
 	struct snap_info	 pending;	/* what the child writes */
 	struct snap_info	 last;		/* the last one completed */
+
+	/* snap_poke(): wal_appended() where the last snapshot (and the
+	 * running one) cut the log. */
+	uint64_t		 log_limit;
+	uint64_t		 mark;
+	uint64_t		 pending_mark;
+	time_t			 retry_at;
 };
 
 /* Entries, as snapshot files and the replicated mode's snapshots hold
@@ -233,7 +245,7 @@ snap_write_buf(const char *dir, const struct store *st, uint64_t segno,
 	if (renameat(dirfd, SNAP_TMPNAME, dirfd, SNAP_NAME) == -1)
 		goto fail;
 	step = "fsync of the directory";
-	if (fsync(dirfd) == -1)
+	if (!wal_test_skip("snap-dir") && fsync(dirfd) == -1)
 		goto fail;
 	close(dirfd);
 	return 0;
@@ -351,6 +363,7 @@ snap_load(const char *dir, struct store *st, struct snap_info *info,
 	info->segno = le_get64(map + 16);
 	info->seq = le_get64(map + 24);
 	info->count = le_get64(map + 32);
+	info->size = size;
 	if (snap_entries_load(st, map + SNAP_HDRLEN, bodylen, info->count,
 	    &used, msg, sizeof msg) == -1) {
 		/* The offsets count from the file's start. */
@@ -415,9 +428,18 @@ snap_recover(struct store *st, const struct wal_config *cfg,
 
 /* The child: write, and say how it went through the exit status. */
 static void __attribute__((noreturn))
-snap_child_main(struct snap *s)
+snap_child_main(struct snap *s, pid_t parent)
 {
 	char	err[512];
+
+	/*
+	 * Die with the server: this child holds the data directory's lock
+	 * (inherited), so after a kill -9 of the server a restart would be
+	 * refused as "in use" until a large snapshot was written, for
+	 * nothing, since the new server recovers from the log anyway.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+		_exit(1);
 
 	/* Stop and termination signals should stop this child, not be
 	 * passed to the parent's loop through libevent's handler. */
@@ -434,6 +456,22 @@ snap_child_main(struct snap *s)
 	_exit(0);
 }
 
+/* The size of the snapshot file, or 0 if it cannot be read. */
+static uint64_t
+snap_size(const char *dir)
+{
+	struct stat	 sb;
+	char		*path;
+	uint64_t	 size = 0;
+
+	if (asprintf(&path, "%s/%s", dir, SNAP_NAME) == -1)
+		return 0;
+	if (stat(path, &sb) == 0)
+		size = (uint64_t)sb.st_size;
+	free(path);
+	return size;
+}
+
 /* A child's end, however it was learnt. */
 static void
 snap_finish(struct snap *s, int status)
@@ -443,7 +481,9 @@ snap_finish(struct snap *s, int status)
 	s->pid = -1;
 	ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 	if (ok) {
+		s->pending.size = snap_size(s->dir);
 		s->last = s->pending;
+		s->mark = s->pending_mark;
 		wal_purge(s->wal, s->pending.segno);
 		log_info("snapshot: %" PRIu64 " keys up to record %" PRIu64,
 		    s->pending.count, s->pending.seq);
@@ -453,8 +493,14 @@ snap_finish(struct snap *s, int status)
 	else
 		log_warnx("snapshot: child failed (exit %d)",
 		    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	if (!ok)
+		s->retry_at = time(NULL) + SNAP_RETRY_SEC;
 	if (s->done != NULL)
 		s->done(s->arg, ok, ok ? &s->last : &s->pending);
+	/* Writes made while this one was written may already be past the
+	 * limit: then the next starts now, not at the next write. */
+	if (ok)
+		snap_poke(s);
 }
 
 static void
@@ -492,7 +538,7 @@ int
 snap_start(struct snap *s, int force)
 {
 	uint64_t	segno, seq;
-	pid_t		pid;
+	pid_t		pid, parent = getpid();
 
 	if (s->pid != -1) {
 		errno = EBUSY;
@@ -510,6 +556,7 @@ snap_start(struct snap *s, int force)
 	s->pending.segno = segno;
 	s->pending.seq = seq;
 	s->pending.count = store_count(s->store);
+	s->pending_mark = wal_appended(s->wal);
 
 	/* Between wal_rotate() and fork() nothing may touch the store. */
 	if ((pid = fork()) == -1) {
@@ -517,11 +564,31 @@ snap_start(struct snap *s, int force)
 		return -1;
 	}
 	if (pid == 0)
-		snap_child_main(s);
+		snap_child_main(s, parent);
 	s->pid = pid;
 	log_debug("snapshot: child %ld writing records up to %" PRIu64,
 	    (long)pid, seq);
 	return 1;
+}
+
+void
+snap_poke(struct snap *s)
+{
+	uint64_t	logged, limit;
+
+	if (s->log_limit == 0 || s->pid != -1)
+		return;
+	logged = wal_appended(s->wal) - s->mark;
+	limit = s->last.size > s->log_limit ? s->last.size : s->log_limit;
+	if (logged < limit)
+		return;
+	if (s->retry_at != 0 && time(NULL) < s->retry_at)
+		return;
+	s->retry_at = 0;
+	log_info("snapshot: %" PRIu64 " bytes of log since the last one, "
+	    "limit %" PRIu64, logged, limit);
+	if (snap_start(s, 0) == -1)
+		s->retry_at = time(NULL) + SNAP_RETRY_SEC;
 }
 
 pid_t
@@ -550,6 +617,7 @@ snap_new(const struct snap_config *cfg, const struct snap_info *loaded)
 	s->wal = cfg->wal;
 	s->done = cfg->done;
 	s->arg = cfg->arg;
+	s->log_limit = cfg->log_limit;
 	if (loaded != NULL)
 		s->last = *loaded;
 	if ((s->dir = strdup(cfg->dir)) == NULL ||
@@ -604,6 +672,8 @@ snap_shutdown(struct snap *s, int save)
 	s->last.segno = segno;
 	s->last.seq = seq;
 	s->last.count = store_count(s->store);
+	s->last.size = snap_size(s->dir);
+	s->mark = wal_appended(s->wal);
 	wal_purge(s->wal, segno);
 	log_notice("snapshot: final, %" PRIu64 " keys up to record %" PRIu64,
 	    s->last.count, seq);

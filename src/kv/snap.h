@@ -52,6 +52,7 @@ struct snap_info {
 	uint64_t	segno;
 	uint64_t	seq;
 	uint64_t	count;		/* entries */
+	uint64_t	size;		/* bytes of the file */
 };
 
 /* Called on the loop when a background snapshot has ended. */
@@ -63,6 +64,7 @@ struct snap_config {
 	struct store		*store;		/* borrowed */
 	struct wal		*wal;		/* borrowed */
 	unsigned int		 interval;	/* seconds; 0: no timer */
+	uint64_t		 log_limit;	/* bytes; 0: no limit */
 	snap_done_cb		 done;		/* may be NULL */
 	void			*arg;
 };
@@ -118,6 +120,16 @@ int		 snap_write(const char *dir, const struct store *,
  */
 struct snap	*snap_new(const struct snap_config *,
 		    const struct snap_info *loaded);
+/*
+ * Call after appending to the log.  With a log_limit, starts a snapshot
+ * when the log written since the last one has reached log_limit or the
+ * last snapshot's size, whichever is more: a recovery then reads at most
+ * about twice what the data takes (or log_limit more), however long the
+ * server ran.  A snapshot that ends pokes too, so that whenever none is
+ * running the log is under the limit.  After a snapshot failed, waits
+ * 10 s before trying again.
+ */
+void		 snap_poke(struct snap *);
 /*
  * Take a snapshot in a child now.  Returns 1 if the child was started, 0
  * if nothing changed since the last snapshot (unless force), -1 if one is

@@ -5,7 +5,9 @@
  *
  *	u32 length, u32 CRC-32C of (length, payload), payload
  *
- * (little-endian), then, in the segment being written, zeros: space
+ * (little-endian; in version 2, the length's top bit flags the first
+ * record written after a sync, and the CRC covers the length without it),
+ * then, in the segment being written, zeros: space
  * reserved with fallocate (prealloc bytes ahead of the last record), so
  * that a sync need not also commit a new file size.  The log ends at the
  * first zero length where only zeros follow; a segment is cut to its
@@ -34,6 +36,15 @@
  * "everysec" and "no", handed to the kernel (write() done: it survives the
  * death of the process, not of the machine), with "everysec" adding an
  * fdatasync at most a second later and "no" leaving it to the kernel.
+ *
+ * Sync groups.  The first record written after an fdatasync of the
+ * segment completed carries the sync flag, whatever made the sync: with
+ * "always", each batch written after a sync (several batches written
+ * together form one group); with "everysec", the first after each
+ * periodic sync; with "no", only the syncs the log makes anyway: at open
+ * (recovery syncs what it found), when a segment is created, at
+ * wal_sync() and wal_close().  Recovery uses the flags to cut a hole torn
+ * in the last group instead of refusing to start (see wal_open()).
  *
  * Threads and ownership.  Every wal_* function is called on the loop
  * thread, which owns the batch being filled and everything the loop uses
@@ -90,8 +101,9 @@ struct wal_config {
 	void			*arg;
 };
 
-/* A record's payload is at most this long. */
-#define WAL_RECORD_MAX	(1U << 31)
+/* A record's payload is at most this long: the length word's top bit is
+ * the sync flag (wal.c). */
+#define WAL_RECORD_MAX	((1U << 31) - 1)
 
 struct wal_stats {
 	uint64_t	records;	/* appended since open */
@@ -108,8 +120,11 @@ struct wal_stats {
  * replay in order, the first expected to be after_seq + 1 (1 if there is
  * no snapshot: after_segno = after_seq = 0).  A torn last record (short,
  * or failing its CRC with nothing valid after it, at the end of the last
- * segment) is dropped and truncated away with a warning in the log; any
- * other damage fails with a message in err naming the file and offset.
+ * segment) is dropped and truncated away with a warning in the log, and
+ * so is a bad record in the last sync group of a version-2 last segment
+ * (no record with the sync flag after it), with the records after it,
+ * none of which a sync had made durable; any other damage fails with a
+ * message in err naming the file and offset.
  * Zeros after the last record are reserved space, not damage.  Then
  * appends go after the last record of the last segment, or to a new one.
  * Returns NULL on failure, with err filled in.  replay may be NULL, to
@@ -148,6 +163,9 @@ void		 wal_cancel(struct wal *);
 /* The last sequence appended, and the last reported durable. */
 uint64_t	 wal_last_seq(const struct wal *);
 uint64_t	 wal_durable_seq(const struct wal *);
+/* Bytes of records appended since open, those found at open included.
+ * The difference between two readings is the log written in between. */
+uint64_t	 wal_appended(const struct wal *);
 /* Bytes appended but not yet durable: a mode can stop reading requests
  * while this is large, so that a slow disk does not grow memory. */
 size_t		 wal_pending(const struct wal *);
@@ -178,6 +196,17 @@ void		 wal_purge(struct wal *, uint64_t segno);
 /* The CRC-32C (Castagnoli) of len bytes, continuing from crc (0 to start);
  * snapshots use it too. */
 uint32_t	 wal_crc32c(uint32_t crc, const void *, size_t len);
+/*
+ * Test-only.  The environment variable DSD_TEST_SKIP_FSYNC, a
+ * comma-separated list, names syncs to leave out, so that tests/crash can
+ * show that its checker catches a missing one: "wal-data" (the log's
+ * fdatasync that makes a write durable before it is acknowledged),
+ * "snap-dir" (the directory fsync after a snapshot's rename).  Read once,
+ * by wal_open() at start-up, which warns that durability is broken.
+ * Returns whether the sync named what is to be skipped.
+ */
+int		 wal_test_skip(const char *what);
+
 /* write() all of buf, retrying short writes and EINTR; 0 or -1 (errno).
  * Snapshots use it too. */
 int		 wal_writeall(int fd, const void *buf, size_t len);

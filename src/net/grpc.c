@@ -877,6 +877,12 @@ grpc_server_register(struct grpc_server *srv, const struct grpc_method *table)
 	return 0;
 }
 
+void
+grpc_server_set_tls(struct grpc_server *srv, struct ssl_ctx_st *ctx)
+{
+	h2_server_set_tls(srv->h2, ctx);
+}
+
 int
 grpc_server_port(const struct grpc_server *srv)
 {

@@ -118,6 +118,8 @@ struct grpc_server *grpc_server_new(struct event_base *,
 int		 grpc_server_register(struct grpc_server *,
 		    const struct grpc_method *);
 int		 grpc_server_port(const struct grpc_server *);
+/* Reload: new connections use this TLS context, as h2_server_set_tls(). */
+void		 grpc_server_set_tls(struct grpc_server *, struct ssl_ctx_st *);
 /* What the health service answers: SERVING (1, the start) or NOT_SERVING
  * (0), for a server that is up but cannot serve (a replica without a
  * leader). */

@@ -15,10 +15,14 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "net/grpc_client.h"
+#include "net/tls.h"
 #include "net/tcp.h"
 #include "core/hex.h"
 #include "core/log.h"
@@ -70,7 +74,9 @@ struct grpcc_conn {
 	int			 closing;	/* grpcc_close() was called */
 	int			 depth;		/* inside our own callbacks */
 	char			*authority;
-	char			 why[128];	/* why it died */
+	SSL_CTX			*tls;		/* a reference, or NULL */
+	char			*server_name;	/* checked in its certificate */
+	char			 why[256];	/* why it died */
 	TAILQ_HEAD(, grpcc_call) calls;		/* every call still allocated */
 	size_t			 npending;	/* of which not finished */
 };
@@ -194,7 +200,7 @@ static void
 grpcc_fail(struct grpcc_conn *conn, const char *why)
 {
 	struct grpcc_call	*c, *next;
-	char			 sent_why[192];
+	char			 sent_why[320];
 
 	if (conn->dead)
 		return;
@@ -470,6 +476,17 @@ grpcc_on_read(struct bufferevent *bev, void *arg)
 	grpcc_leave(conn);
 }
 
+/* The OpenSSL error to report of those the bufferevent queued, or 0. */
+static unsigned long
+grpcc_tls_error(struct bufferevent *bev)
+{
+	unsigned long	e, best = 0;
+
+	while ((e = bufferevent_get_openssl_error(bev)) != 0)
+		best = tls_pick_error(best, e);
+	return best;
+}
+
 static void
 grpcc_on_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -479,9 +496,16 @@ grpcc_on_event(struct bufferevent *bev, short what, void *arg)
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 24 },
 	};
 	const char		*err;
+	char			*tls, buf[256];
+	unsigned long		 e;
 	int			 fd, one = 1, saved;
 
 	grpcc_enter(conn);
+	if ((what & BEV_EVENT_CONNECTED) && conn->tls != NULL &&
+	    !tls_alpn_h2(bufferevent_openssl_get_ssl(bev))) {
+		grpcc_fail(conn, "TLS: the server did not agree to ALPN h2");
+		goto out;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		if (conn->ai != NULL)
 			freeaddrinfo(conn->ai);
@@ -507,7 +531,19 @@ grpcc_on_event(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_TIMEOUT)
 		err = conn->connected ? "timed out" : "connect timed out";
-	else if (what & BEV_EVENT_EOF)
+	else if (conn->tls != NULL && (e = grpcc_tls_error(bev)) != 0) {
+		/* Also after "connected": with TLS 1.3 the server checks
+		 * our certificate after the client's side of the handshake
+		 * is done, and says no with an alert. */
+		tls = tls_failure(bufferevent_openssl_get_ssl(bev), e);
+		snprintf(buf, sizeof buf, "TLS with %s failed: %s",
+		    conn->server_name, tls != NULL ? tls : "out of memory");
+		free(tls);
+		/* Not retried on another address: a certificate that does
+		 * not verify is no better there. */
+		grpcc_fail(conn, buf);
+		goto out;
+	} else if (what & BEV_EVENT_EOF)
 		err = "connection closed by the server";
 	else {
 		saved = EVUTIL_SOCKET_ERROR();
@@ -528,13 +564,30 @@ grpcc_try_connect(struct grpcc_conn *conn, const char **err)
 {
 	struct addrinfo	*ai;
 	struct timeval	 tv;
+	SSL		*ssl;
 
 	while ((ai = conn->ai_next) != NULL) {
 		conn->ai_next = ai->ai_next;
 		if (conn->bev != NULL)
 			bufferevent_free(conn->bev);
-		conn->bev = bufferevent_socket_new(conn->base, -1,
-		    BEV_OPT_CLOSE_ON_FREE);
+		conn->bev = NULL;
+		if (conn->tls != NULL) {
+			if ((ssl = tls_client_ssl(conn->tls,
+			    conn->server_name)) == NULL) {
+				*err = "out of memory";
+				return -1;
+			}
+			conn->bev = bufferevent_openssl_socket_new(conn->base,
+			    -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+			    BEV_OPT_CLOSE_ON_FREE);
+			if (conn->bev == NULL)
+				SSL_free(ssl);
+			else
+				bufferevent_openssl_set_allow_dirty_shutdown(
+				    conn->bev, 1);
+		} else
+			conn->bev = bufferevent_socket_new(conn->base, -1,
+			    BEV_OPT_CLOSE_ON_FREE);
 		if (conn->bev == NULL) {
 			*err = "out of memory";
 			return -1;
@@ -578,26 +631,37 @@ grpcc_connect(struct event_base *base, const struct grpcc_config *cfg,
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	rv = getaddrinfo(host, port, &hints, &ai);
-	free(host);
 	free(port);
 	if (rv != 0) {
+		free(host);
 		*err = gai_strerror(rv);
 		return NULL;
 	}
 	if ((conn = calloc(1, sizeof *conn)) == NULL) {
+		free(host);
 		freeaddrinfo(ai);
 		*err = "out of memory";
 		return NULL;
 	}
+	if (cfg->tls != NULL) {
+		SSL_CTX_up_ref(cfg->tls);
+		conn->tls = cfg->tls;
+		conn->server_name = cfg->server_name != NULL ?
+		    strdup(cfg->server_name) : strdup(host);
+	}
+	free(host);
 	TAILQ_INIT(&conn->calls);
 	conn->base = base;
 	conn->cfg = *cfg;
 	conn->cfg.addr = NULL;		/* the caller's; not kept */
+	conn->cfg.tls = NULL;		/* conn->tls holds it */
+	conn->cfg.server_name = NULL;
 	conn->ai = conn->ai_next = ai;
 	if (conn->cfg.max_reply == 0)
 		conn->cfg.max_reply = 4 << 20;
 	*err = "out of memory";
-	if ((conn->authority = strdup(cfg->addr)) == NULL)
+	if ((conn->authority = strdup(cfg->addr)) == NULL ||
+	    (conn->tls != NULL && conn->server_name == NULL))
 		goto fail;
 	if ((conn->pump_ev = event_new(base, -1, 0, grpcc_on_pump,
 	    conn)) == NULL)
@@ -643,6 +707,8 @@ fail:
 	if (conn->pump_ev != NULL)
 		event_free(conn->pump_ev);
 	free(conn->authority);
+	SSL_CTX_free(conn->tls);
+	free(conn->server_name);
 	free(conn);
 	return NULL;
 }
@@ -717,7 +783,7 @@ grpcc_call_md(struct grpcc_conn *conn, const char *path, const void *req,
 	c->arg = arg;
 
 	NV(":method", "POST");
-	NV(":scheme", "http");
+	NV(":scheme", conn->tls != NULL ? "https" : "http");
 	NV(":path", path);
 	NV(":authority", conn->authority);
 	NV("content-type", "application/grpc");
@@ -799,6 +865,8 @@ grpcc_free(struct grpcc_conn *conn)
 	if (conn->ai != NULL)
 		freeaddrinfo(conn->ai);
 	free(conn->authority);
+	SSL_CTX_free(conn->tls);
+	free(conn->server_name);
 	free(conn);
 }
 

@@ -1,7 +1,12 @@
 /*
  * A unary gRPC client on libevent and nghttp2, for dsd's own tools (the
- * dsd-cli prompt, the dsd-bench load generator): h2c with prior knowledge,
- * many calls in flight on one connection, a deadline per call.
+ * dsd-cli prompt, the dsd-bench load generator, and a replica passing
+ * requests to its leader): h2c with prior knowledge, or HTTP/2 over TLS
+ * with ALPN h2 (net/tls.h); many calls in flight on one connection, a
+ * deadline per call.  A TLS handshake that fails (an untrusted or
+ * misnamed server certificate, a refused client certificate) fails the
+ * connection with OpenSSL's reason and is not retried on the host's
+ * other addresses.
  *
  * Lifetimes: a call's done function is called exactly once, from the loop
  * or from grpcc_close(), with the reply borrowed for the duration of the
@@ -32,6 +37,7 @@
 
 struct event_base;
 struct grpcc_conn;
+struct ssl_ctx_st;
 
 /* status is a gRPC status code (0 is OK); message may be NULL; reply is
  * the response message without its 5-byte prefix. */
@@ -50,6 +56,12 @@ struct grpcc_config {
 	void		(*on_state)(struct grpcc_conn *, int up,
 			    const char *why, void *arg);
 	void		*arg;
+	/* TLS: a client context (tls_client_ctx()), of which the
+	 * connection takes a reference; NULL for clear text.  server_name
+	 * is what the server's certificate must name, and the SNI (NULL:
+	 * the host of addr). */
+	struct ssl_ctx_st *tls;
+	const char	*server_name;
 };
 
 /* Start connecting, to each address HOST resolves to in turn until one

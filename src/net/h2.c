@@ -1,16 +1,19 @@
 /*
- * HTTP/2 cleartext server on libevent bufferevents and nghttp2; the
- * contract is in h2.h.
+ * HTTP/2 server on libevent bufferevents and nghttp2, in clear text or
+ * over TLS (libevent's OpenSSL bufferevent); the contract is in h2.h.
  *
  * Each connection moves through four states:
- *   HANDSHAKE  accepted; waiting for the client preface and SETTINGS
+ *   HANDSHAKE  accepted; waiting for the TLS handshake if any, then the
+ *              client preface and SETTINGS
  *   OPEN       serving streams
  *   DRAINING   GOAWAY sent for shutdown; open streams may finish
  *   CLOSING    nothing more is read; output is flushed, then freed
  * Every top-level event of a connection (read, write, socket event, timer,
- * deferred flush) ends in h2_conn_io(), the only place that frees a
- * connection, so no nghttp2 callback and no upper-layer callback ever runs
- * on a freed one.
+ * deferred flush) ends in h2_conn_io(), which frees it once it is done,
+ * so no nghttp2 callback and no upper-layer callback ever runs on a freed
+ * one.  The other frees are at the top of a callback too, where neither
+ * can be on the stack: a TLS handshake that failed or timed out (no
+ * HTTP/2 yet), and a connection evicted from the accept callback.
  */
 #include "config.h"
 
@@ -30,12 +33,16 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "net/h2.h"
+#include "net/tls.h"
 #include "core/log.h"
 
 /* How long a closing connection may take to flush its last frames to a
@@ -47,6 +54,23 @@
 /* Upper bound on the stream's header fields sent inline; more spill to
  * the heap. */
 #define H2_NV_INLINE		16
+/* The window of the rate-limited log lines (h2_may_log). */
+#define H2_LOG_WINDOW_MS	1000
+
+/*
+ * What a flood of clients can make happen many times a second, each
+ * logged as a line of its own up to a burst per window, then counted and
+ * summed up in one line per window: a log must tell that it happens
+ * without becoming the attack's amplifier.
+ */
+enum h2_logged {
+	H2_LOG_REFUSED,		/* at max_conns, nobody to evict */
+	H2_LOG_EVICTED,		/* at max_conns, a handshake evicted */
+	H2_LOG_TIMEDOUT,	/* no handshake within the timeout */
+	H2_LOG_TLSFAIL,		/* a TLS handshake failed */
+	H2_NLOGGED
+};
+static const int h2_log_burst[H2_NLOGGED] = { 1, 1, 1, 10 };
 
 enum h2_conn_state {
 	H2_HANDSHAKE,
@@ -79,6 +103,9 @@ struct h2_stream {
 struct h2_conn {
 	struct h2_server	*srv;
 	struct bufferevent	*bev;
+	SSL			*ssl;	/* over TLS; the bufferevent's */
+	int			 tls_up; /* the TLS handshake is done */
+	struct timeval		 accepted;
 	struct evbuffer		*obuf;	/* framed, not yet handed on */
 	nghttp2_session		*session;
 	struct event		*timer;	/* handshake, idle, stall, linger */
@@ -110,6 +137,11 @@ struct h2_server {
 	size_t			 pending;	/* every c->pending */
 	size_t			 held;		/* every c->held */
 	size_t			 nwaiting;	/* every c->nwaiting */
+	SSL_CTX			*tls;		/* for new connections */
+
+	struct event		*log_tick;	/* see h2_may_log */
+	int			 log_lines[H2_NLOGGED];
+	size_t			 log_dropped[H2_NLOGGED];
 
 	int			 shutting_down;
 	struct event		*grace;
@@ -151,6 +183,66 @@ h2_timer_set(struct event *ev, int ms)
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(ev, &tv);
+}
+
+/*
+ * Whether a line about ev may be logged now: up to its burst in each
+ * window of H2_LOG_WINDOW_MS, the rest are counted and h2_log_tickcb sums
+ * them up at the window's end.  A window that needed a sum is followed by
+ * one in which every line is counted, so that a steady flood gives one
+ * line a second of each kind.
+ */
+static int
+h2_may_log(struct h2_server *srv, enum h2_logged ev)
+{
+	if (!evtimer_pending(srv->log_tick, NULL)) {
+		memset(srv->log_lines, 0, sizeof srv->log_lines);
+		h2_timer_set(srv->log_tick, H2_LOG_WINDOW_MS);
+	}
+	if (srv->log_lines[ev] < h2_log_burst[ev]) {
+		srv->log_lines[ev]++;
+		return 1;
+	}
+	srv->log_dropped[ev]++;
+	return 0;
+}
+
+static void
+h2_log_tickcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct h2_server	*srv = arg;
+	size_t			*n = srv->log_dropped;
+	int			 i, any = 0;
+
+	if (n[H2_LOG_REFUSED] > 0)
+		log_warnx("h2: refused %zu more connections in the last %d ms: "
+		    "at the limit of %d (--max-connections) with none left in "
+		    "its handshake to close", n[H2_LOG_REFUSED],
+		    H2_LOG_WINDOW_MS, srv->cfg.max_conns);
+	if (n[H2_LOG_EVICTED] > 0)
+		log_warnx("h2: closed %zu more connections that had not "
+		    "completed their handshake in the last %d ms, to admit new "
+		    "ones past the limit of %d (--max-connections)",
+		    n[H2_LOG_EVICTED], H2_LOG_WINDOW_MS, srv->cfg.max_conns);
+	if (n[H2_LOG_TIMEDOUT] > 0)
+		log_warnx("h2: closed %zu more connections in the last %d ms "
+		    "that did not complete their handshake within %d ms "
+		    "(--handshake-timeout)", n[H2_LOG_TIMEDOUT],
+		    H2_LOG_WINDOW_MS, srv->cfg.handshake_timeout_ms);
+	if (n[H2_LOG_TLSFAIL] > 0)
+		log_warnx("tls: %zu more failed handshakes in the last %d ms, "
+		    "not logged one by one", n[H2_LOG_TLSFAIL],
+		    H2_LOG_WINDOW_MS);
+	for (i = 0; i < H2_NLOGGED; i++) {
+		if (n[i] > 0)
+			any = 1;
+		n[i] = 0;
+	}
+	if (any) {
+		for (i = 0; i < H2_NLOGGED; i++)
+			srv->log_lines[i] = h2_log_burst[i];
+		h2_timer_set(srv->log_tick, H2_LOG_WINDOW_MS);
+	}
 }
 
 /* Stream bookkeeping. */
@@ -672,7 +764,8 @@ h2_stream_reset(struct h2_stream *s, uint32_t error_code)
  * EV_WRITE, wait a loop pass and disarm it again, three more system calls
  * per request and most of a small call's latency.  Whatever the socket
  * does not take goes to the bufferevent, which writes it when it can.
- * Returns -1 if the session or the socket failed.
+ * Over TLS the bytes must be encrypted, so they always go through the
+ * (OpenSSL) bufferevent.  Returns -1 if the session or the socket failed.
  */
 static int
 h2_conn_send(struct h2_conn *c)
@@ -701,7 +794,7 @@ h2_conn_send(struct h2_conn *c)
 	}
 	if (evbuffer_get_length(c->obuf) == 0)
 		return 0;
-	if (evbuffer_get_length(out) == 0) {
+	if (c->ssl == NULL && evbuffer_get_length(out) == 0) {
 		w = evbuffer_write(c->obuf, bufferevent_getfd(c->bev));
 		if (w == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
 		    errno != EINTR) {
@@ -800,7 +893,17 @@ h2_conn_linger(struct h2_conn *c)
 {
 	evutil_socket_t	fd = bufferevent_getfd(c->bev);
 
-	if (fd == -1 || shutdown(fd, SHUT_WR) == -1)
+	if (fd == -1)
+		return -1;
+	/* Over TLS the end of our side is a close_notify alert, then FIN;
+	 * a handshake never finished has nothing to end. */
+	if (c->ssl != NULL) {
+		if (!c->tls_up)
+			return -1;
+		(void)SSL_shutdown(c->ssl);
+		ERR_clear_error();
+	}
+	if (shutdown(fd, SHUT_WR) == -1)
 		return -1;
 	c->lingering = 1;
 	evbuffer_drain(bufferevent_get_input(c->bev),
@@ -892,11 +995,90 @@ h2_conn_writecb(struct bufferevent *bev, void *arg)
 	h2_conn_io(c);
 }
 
+/* A TLS handshake failed (an error or the peer's end before it was
+ * done): one line, from OpenSSL's first reason. */
+static void
+h2_conn_tls_failed(struct h2_conn *c, short what)
+{
+	unsigned long	 e, best = 0;
+	char		*why;
+	int		 saved = EVUTIL_SOCKET_ERROR();
+
+	while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
+		best = tls_pick_error(best, e);
+	ERR_clear_error();
+	/* A peer that connects and leaves without a word (a TCP health
+	 * check, a port scan) is no failure worth a warning. */
+	if ((best == 0 && !(what & BEV_EVENT_ERROR)) ||
+	    (ERR_GET_LIB(best) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(best) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+		log_info("tls %s: closed by the peer during the handshake",
+		    c->peer);
+		return;
+	}
+	if (!h2_may_log(c->srv, H2_LOG_TLSFAIL))
+		return;
+	if (best == 0 && (what & BEV_EVENT_ERROR) && saved != 0)
+		log_warnx("tls %s: handshake failed: %s", c->peer,
+		    evutil_socket_error_to_string(saved));
+	else {
+		why = tls_failure(c->ssl, best);
+		log_warnx("tls %s: handshake failed: %s", c->peer,
+		    why != NULL ? why : "(out of memory describing it)");
+		free(why);
+	}
+}
+
+/*
+ * Before closing a connection whose TLS handshake failed, read what the
+ * peer sent already (a TLS 1.3 client sends its request before the
+ * server has judged its certificate): closing a socket with unread input
+ * sends RST, and the peer could lose the alert that says why.  What has
+ * arrived only, never waiting, and a bounded amount.
+ */
+static void
+h2_conn_discard(struct h2_conn *c)
+{
+	char		buf[4096];
+	evutil_socket_t	fd = bufferevent_getfd(c->bev);
+	int		i;
+
+	for (i = 0; fd != -1 && i < 16; i++)
+		if (recv(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
+			break;
+}
+
 static void
 h2_conn_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct h2_conn	*c = arg;
 
+	if (what & BEV_EVENT_CONNECTED) {
+		/* The TLS handshake is done; a client that offered no
+		 * ALPN at all got this far (one offering others without
+		 * h2 was refused in the handshake). */
+		c->tls_up = 1;
+		if (!tls_alpn_h2(c->ssl)) {
+			if (h2_may_log(c->srv, H2_LOG_TLSFAIL))
+				log_warnx("tls %s: handshake failed: the client "
+				    "does not offer ALPN h2 (gRPC needs "
+				    "HTTP/2)", c->peer);
+			h2_conn_free(c);
+			return;
+		}
+		log_debug("tls %s: %s, %s", c->peer, SSL_get_version(c->ssl),
+		    SSL_get_cipher_name(c->ssl));
+		h2_conn_io(c);
+		return;
+	}
+	if (c->ssl != NULL && !c->tls_up &&
+	    (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
+		if (c->state != H2_CLOSING)
+			h2_conn_tls_failed(c, what);
+		h2_conn_discard(c);
+		h2_conn_free(c);
+		return;
+	}
 	if (what & BEV_EVENT_ERROR)
 		log_debug("h2 %s: %s", c->peer,
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -948,7 +1130,16 @@ h2_conn_timercb(evutil_socket_t fd, short what, void *arg)
 
 	switch (c->state) {
 	case H2_HANDSHAKE:
-		log_debug("h2 %s: handshake timed out", c->peer);
+		if (h2_may_log(c->srv, H2_LOG_TIMEDOUT))
+			log_warnx("h2 %s: %s not complete after %d ms "
+			    "(--handshake-timeout); closing", c->peer,
+			    c->ssl != NULL && !c->tls_up ? "TLS handshake" :
+			    "HTTP/2 preface", c->srv->cfg.handshake_timeout_ms);
+		if (c->ssl != NULL && !c->tls_up) {
+			/* Nothing can be said to it in the clear. */
+			h2_conn_free(c);
+			return;
+		}
 		nghttp2_session_terminate_session(c->session,
 		    NGHTTP2_SETTINGS_TIMEOUT);
 		(void)h2_conn_send(c);
@@ -1074,7 +1265,21 @@ h2_conn_new(struct h2_server *srv, evutil_socket_t fd,
 	    nghttp2_session_set_local_window_size(c->session,
 	    NGHTTP2_FLAG_NONE, 0, conn_window) != 0)
 		goto fail;
-	if ((c->bev = bufferevent_socket_new(srv->base, fd,
+	if (srv->tls != NULL) {
+		/* The handshake runs inside the bufferevent; our SETTINGS
+		 * wait in its output until it is done. */
+		if ((c->ssl = SSL_new(srv->tls)) == NULL)
+			goto fail;
+		if ((c->bev = bufferevent_openssl_socket_new(srv->base, fd,
+		    c->ssl, BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+			SSL_free(c->ssl);
+			goto fail;
+		}
+		/* A peer's FIN without close_notify is an end, not an
+		 * error: gRPC clients often close so. */
+		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	} else if ((c->bev = bufferevent_socket_new(srv->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		goto fail;
 	bufferevent_setcb(c->bev, h2_conn_readcb, h2_conn_writecb,
@@ -1089,6 +1294,7 @@ h2_conn_new(struct h2_server *srv, evutil_socket_t fd,
 	if (srv->cfg.handshake_timeout_ms > 0)
 		h2_timer_set(c->timer, srv->cfg.handshake_timeout_ms);
 	event_base_gettimeofday_cached(srv->base, &c->last_read);
+	c->accepted = c->last_read;
 	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
 	srv->nconns++;
 	log_debug("h2 %s: connected", c->peer);
@@ -1113,6 +1319,51 @@ fail:
 
 /* The listener. */
 
+/*
+ * At max_conns: make room for a new connection by closing the oldest one
+ * that has not completed its handshake (TLS, preface, SETTINGS), else the
+ * oldest one closing anyway.  Idle sockets that never speak (slowloris)
+ * then cannot keep a client that does speak out: they are the first to
+ * go, and each lives at most handshake_timeout_ms.  Returns -1 if every
+ * connection is serving: the new one is refused.
+ */
+static int
+h2_admit(struct h2_server *srv, const struct sockaddr *sa)
+{
+	struct h2_conn	*c, *victim = NULL;
+	struct timeval	 now, age;
+	char		 peer[64];
+
+	TAILQ_FOREACH(c, &srv->conns, entry) {
+		if (c->state == H2_HANDSHAKE) {
+			victim = c;
+			break;
+		}
+		if (c->state == H2_CLOSING && victim == NULL)
+			victim = c;
+	}
+	h2_peer_name(sa, peer, sizeof peer);
+	if (victim == NULL) {
+		if (h2_may_log(srv, H2_LOG_REFUSED))
+			log_warnx("h2: refusing %s: at the limit of %d "
+			    "connections (--max-connections), all of them "
+			    "serving", peer, srv->cfg.max_conns);
+		return -1;
+	}
+	if (h2_may_log(srv, H2_LOG_EVICTED)) {
+		event_base_gettimeofday_cached(srv->base, &now);
+		timersub(&now, &victim->accepted, &age);
+		log_warnx("h2: at the limit of %d connections "
+		    "(--max-connections): closing %s, connected %lld ms ago "
+		    "and %s, to admit %s", srv->cfg.max_conns, victim->peer,
+		    (long long)age.tv_sec * 1000 + age.tv_usec / 1000,
+		    victim->state == H2_HANDSHAKE ? "still in its handshake" :
+		    "closing", peer);
+	}
+	h2_conn_free(victim);
+	return 0;
+}
+
 static void
 h2_acceptcb(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -1120,10 +1371,12 @@ h2_acceptcb(struct evconnlistener *l, evutil_socket_t fd,
 	struct h2_server	*srv = arg;
 	int			 one = 1;
 
-	if (srv->shutting_down || srv->nconns >= (size_t)srv->cfg.max_conns) {
-		if (!srv->shutting_down)
-			log_debug("h2: %zu connections, refusing one",
-			    srv->nconns);
+	if (srv->shutting_down) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if (srv->nconns >= (size_t)srv->cfg.max_conns &&
+	    h2_admit(srv, sa) == -1) {
 		evutil_closesocket(fd);
 		return;
 	}
@@ -1210,8 +1463,11 @@ h2_server_new(struct event_base *base, const struct h2_config *cfg)
 	if ((srv->accept_retry = evtimer_new(base, h2_accept_retrycb,
 	    srv)) == NULL ||
 	    (srv->grace = evtimer_new(base, h2_gracecb, srv)) == NULL ||
-	    (srv->done_ev = event_new(base, -1, 0, h2_donecb, srv)) == NULL)
+	    (srv->done_ev = event_new(base, -1, 0, h2_donecb, srv)) == NULL ||
+	    (srv->log_tick = evtimer_new(base, h2_log_tickcb, srv)) == NULL)
 		goto fail;
+	if (cfg->tls != NULL)
+		h2_server_set_tls(srv, cfg->tls);
 	if (nghttp2_session_callbacks_new(&cbs) != 0)
 		goto fail;
 	srv->callbacks = cbs;
@@ -1237,6 +1493,20 @@ h2_server_new(struct event_base *base, const struct h2_config *cfg)
 fail:
 	h2_server_free(srv);
 	return NULL;
+}
+
+void
+h2_server_set_tls(struct h2_server *srv, SSL_CTX *ctx)
+{
+	SSL_CTX_up_ref(ctx);
+	SSL_CTX_free(srv->tls);
+	srv->tls = ctx;
+}
+
+int
+h2_server_tls(const struct h2_server *srv)
+{
+	return srv->tls != NULL;
 }
 
 int
@@ -1332,6 +1602,9 @@ h2_server_free(struct h2_server *srv)
 		event_free(srv->grace);
 	if (srv->done_ev != NULL)
 		event_free(srv->done_ev);
+	if (srv->log_tick != NULL)
+		event_free(srv->log_tick);
+	SSL_CTX_free(srv->tls);
 	if (srv->callbacks != NULL)
 		nghttp2_session_callbacks_del(srv->callbacks);
 	if (srv->option != NULL)

@@ -1,6 +1,8 @@
 /*
- * An HTTP/2 cleartext server on libevent and nghttp2: h2c with prior
- * knowledge (RFC 9113 section 3.3), which is how gRPC clients connect.
+ * An HTTP/2 server on libevent and nghttp2: h2c with prior knowledge
+ * (RFC 9113 section 3.3), which is how gRPC clients connect in clear
+ * text, or HTTP/2 over TLS with ALPN "h2" (section 3.2; net/tls.h) when
+ * the config has a TLS context.
  * It knows nothing of gRPC: it hands request headers and body bytes up
  * through callbacks and sends back complete responses.
  *
@@ -45,12 +47,24 @@
  *   connection holds any reply bytes at all, while one on a connection
  *   holding none goes on, so clients that read their replies are served
  *   whatever the others do.
- * - handshake_timeout_ms: the client preface and first SETTINGS must
- *   arrive in time.  idle_timeout_ms: a connection with no open stream for
+ * - handshake_timeout_ms: the TLS handshake (if any), the client preface
+ *   and first SETTINGS must all be done in time, or the connection is
+ *   closed (a line at warning level, rate-limited).  idle_timeout_ms: a connection with no open stream for
  *   that long gets GOAWAY and is closed; so does one from which nothing
  *   arrives for that long while a request on it is unfinished (a dead
  *   peer would hold its streams and their max_pending bytes for good).
- * - max_conns: connections past it are accepted and closed at once.
+ * - max_conns: a connection past it is admitted by closing the oldest
+ *   one still in its handshake (or already closing), so that sockets
+ *   that connect and never speak cannot lock out clients that do; only
+ *   if every connection is serving is the new one accepted and closed at
+ *   once.  Both are logged at warning level, rate-limited: a burst of
+ *   lines, then one line a second with the count.
+ *
+ * Over TLS every byte goes through the OpenSSL bufferevent; clear text
+ * skips the bufferevent when it is empty and writes straight to the
+ * socket.  A failed TLS handshake (plain text on the port, no or an
+ * untrusted client certificate, no ALPN h2, an old protocol) closes that
+ * connection with one line "tls ADDR:PORT: handshake failed: why".
  *
  * A connection closes by sending its last frames, then FIN, then reading
  * (and discarding) until the peer's FIN, for 2 s at most: closing on
@@ -82,6 +96,7 @@
 
 struct event_base;
 struct evbuffer;
+struct ssl_ctx_st;
 struct h2_server;
 struct h2_stream;
 
@@ -137,6 +152,9 @@ struct h2_config {
 	int		 handshake_timeout_ms;
 	int		 idle_timeout_ms;
 	uint32_t	 window;	/* stream receive window (SETTINGS) */
+	struct ssl_ctx_st *tls;		/* NULL: clear text; else a server
+					   context (tls_server_ctx()), which
+					   the server takes a reference to */
 	const struct h2_callbacks *cb;
 	void		*arg;		/* passed to stream_open */
 };
@@ -154,6 +172,14 @@ void		 h2_config_defaults(struct h2_config *);
  * must outlive the server.
  */
 struct h2_server *h2_server_new(struct event_base *, const struct h2_config *);
+/*
+ * New connections use ctx (a reference is taken) from now on; those made
+ * already keep theirs, so a certificate reload drops nobody.  Only for a
+ * server started with TLS.
+ */
+void		 h2_server_set_tls(struct h2_server *, struct ssl_ctx_st *);
+/* Whether the server speaks TLS. */
+int		 h2_server_tls(const struct h2_server *);
 /* The bound port (useful with port 0). */
 int		 h2_server_port(const struct h2_server *);
 /* Open connections right now. */

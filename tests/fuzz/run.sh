@@ -16,13 +16,13 @@ if ! command -v "$CC" >/dev/null; then
 	echo "SKIP: no $CC (tools/setup installs clang and libclang-rt-14-dev)"
 	exit 77
 fi
-PKGS="gmp libevent jansson libnghttp2 libprotobuf-c raft libuv"
+PKGS="gmp libevent libevent_openssl openssl jansson libnghttp2 libprotobuf-c raft libuv"
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
     -I. -Isrc $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lpthread"
 CORE="src/core/log.c src/core/xmalloc.c src/core/u64map.c"
 KV="src/kv/store.c src/kv/rsm.c src/kv/snap.c src/kv/wal.c $CORE"
-TARGETS="${FUZZ_TARGETS:-store_op rsm mael grpc}"
+TARGETS="${FUZZ_TARGETS:-store_op rsm mael grpc datadir flags}"
 
 # sources TARGET: the tree's files a target links.
 sources() {
@@ -31,7 +31,18 @@ sources() {
 	grpc)	# the whole dsd but its main()
 		ls src/core/*.c src/net/*.c src/kv/*.c src/maelstrom/*.c \
 		    modes/*.c ;;
+	flags)	# as grpc, but the target includes kvdb-replicated.c
+		ls src/core/*.c src/net/*.c src/kv/*.c src/maelstrom/*.c \
+		    modes/*.c | grep -v '^modes/kvdb-replicated.c$' ;;
 	*)	echo "$KV" ;;
+	esac
+}
+
+# link_extra TARGET: what a target adds to the link: fuzz_flags catches
+# fatal() to report it with the input.
+link_extra() {
+	case $1 in
+	flags)	echo "-Wl,--wrap=fatal -Wl,--wrap=fatalx" ;;
 	esac
 }
 
@@ -39,7 +50,7 @@ pass=0
 fail=0
 for t in $TARGETS; do
 	# shellcheck disable=SC2086,SC2046
-	if ! $CC $FLAGS -o "$B/fuzz_$t" "tests/fuzz/fuzz_$t.c" $(sources "$t") $LIBS \
+	if ! $CC $FLAGS -o "$B/fuzz_$t" "tests/fuzz/fuzz_$t.c" $(sources "$t") $LIBS $(link_extra "$t") \
 	    2>"$B/$t.build.log"; then
 		echo "not ok - fuzz_$t: build failed ($B/$t.build.log)"
 		fail=$((fail + 1))

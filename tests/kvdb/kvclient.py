@@ -4,6 +4,7 @@ hand (they are a few fields wide), the check() that prints "ok - ..." lines,
 and the semantics battery every key-value mode must pass.
 """
 import os
+import shutil
 import socket
 
 import grpc
@@ -112,9 +113,13 @@ class Client:
     """A kvdb client.  With session=True every call carries dsd-client-id
     and dsd-seq (a new seq per call unless seq= is given)."""
 
-    def __init__(self, addr, session=False, client_id=None, timeout=10):
+    def __init__(self, addr, session=False, client_id=None, timeout=10,
+                 creds=None, options=None):
         self.addr = addr
-        self.ch = grpc.insecure_channel(addr)
+        if creds is not None:
+            self.ch = grpc.secure_channel(addr, creds, options=options)
+        else:
+            self.ch = grpc.insecure_channel(addr, options=options)
         grpc.channel_ready_future(self.ch).result(timeout=timeout)
         self.m = {n: self.ch.unary_unary("/dsd.kvdb.v1.KV/" + n,
                                          request_serializer=None,
@@ -203,6 +208,22 @@ class Client:
 
     def close(self):
         self.ch.close()
+
+
+class ServerFiles:
+    """What the test servers share: a data directory (self.dir) and a log
+    file (self.logpath) to read and, at the end, remove."""
+
+    def logtext(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            os.unlink(self.logpath)
+        except OSError:
+            pass
 
 
 def free_port():

@@ -27,8 +27,8 @@ import time
 
 import grpc
 
-from kvclient import (Client, check, f_bytes, free_port, parse, results,
-                      test_semantics, SUCCESS)
+from kvclient import (Client, ServerFiles, check, f_bytes, free_port, parse,
+                      results, test_semantics, SUCCESS)
 
 DSD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "dsd"))
@@ -36,7 +36,7 @@ DSD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(
 
 # -- servers ------------------------------------------------------------------
 
-class Server:
+class Server(ServerFiles):
     def __init__(self, datadir=None, args=()):
         self.dir = datadir or tempfile.mkdtemp(prefix="dsd-kvdb-test.")
         self.args = list(args)
@@ -71,17 +71,6 @@ class Server:
         if self.log:
             self.log.close()
         return rc
-
-    def logtext(self):
-        with open(self.logpath, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def cleanup(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
-        try:
-            os.unlink(self.logpath)
-        except OSError:
-            pass
 
 
 # -- the checks ---------------------------------------------------------------
@@ -255,6 +244,76 @@ def test_restart_recovery():
     srv.cleanup()
 
 
+# A record's length without the sync flag, the top bit of the length word
+# in a version-2 segment (kv/wal.c), which is all this server writes.
+WAL_LENMASK = 0x7FFFFFFF
+
+
+def wal_records_bytes(path):
+    """The bytes of records in a log segment, read header by header; 0
+    if the segment was removed meanwhile."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return 0
+    with f:
+        off = 32
+        while True:
+            f.seek(off)
+            h = f.read(8)
+            if len(h) < 8:
+                break
+            n = struct.unpack("<I", h[:4])[0] & WAL_LENMASK
+            if n == 0:
+                break
+            off += 8 + n
+    return off - 32
+
+
+def test_log_size_snapshots():
+    # No timed snapshots: the log's size alone must start them, so that
+    # what a restart reads stays bounded however long the server ran.
+    srv = Server(args=["--snapshot-interval=0", "--snapshot-log-size=1",
+                       "--fsync=everysec"])
+    srv.start()
+    c = Client(srv.addr)
+    data = b"x" * 1024
+    for i in range(4000):
+        c.set(i, i, data)
+    c.close()
+    # Each snapshot starts at the limit, max(1 MiB, the last one's
+    # size), within one record; and once none is running (each start
+    # logged has its end logged), the log is under the limit.
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        text = srv.logtext()
+        starts = re.findall(r"snapshot: (\d+) bytes of log since the last "
+                            r"one, limit (\d+)", text)
+        ends = text.count("keys up to record")
+        if len(starts) == ends:
+            break
+        time.sleep(0.1)
+    over = [int(n) - int(lim) for n, lim in starts]
+    check("--snapshot-log-size=1: %d snapshots for 4 MiB of writes with "
+          "no timer, each started within a record of the limit" %
+          len(starts), len(starts) >= 2 and ends == len(starts) and
+          all(0 <= o < 1200 for o in over), (over, ends))
+    logged = sum(wal_records_bytes(p) for p in
+                 glob.glob(os.path.join(srv.dir, "wal-*.log")))
+    limit = max(1 << 20, os.path.getsize(os.path.join(srv.dir, "snapshot")))
+    check("with no snapshot running, the log (%d bytes) is under the limit "
+          "(%d)" % (logged, limit), logged < limit, (logged, limit))
+    srv.stop(signal.SIGKILL)
+    ok = srv.start()
+    c = Client(srv.addr)
+    bad = [i for i in range(4000) if c.get(i).value != (1, i, data)]
+    c.close()
+    check("after kill -9, snapshot + bounded log recover every key",
+          ok and not bad, bad[:3])
+    srv.stop()
+    srv.cleanup()
+
+
 def test_kill9_under_load():
     srv = Server()
     srv.start()
@@ -303,7 +362,7 @@ def wal_data_end(path):
     data = open(path, "rb").read()
     off = 32
     while off + 8 <= len(data):
-        n = struct.unpack_from("<I", data, off)[0]
+        n = struct.unpack_from("<I", data, off)[0] & WAL_LENMASK
         if n == 0:
             break
         off += 8 + n
@@ -448,6 +507,7 @@ def main():
         srv.stop()
         srv.cleanup()
     test_restart_recovery()
+    test_log_size_snapshots()
     test_kill9_under_load()
     test_torn_tail_and_corruption()
     test_sd_notify()

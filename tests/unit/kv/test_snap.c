@@ -238,8 +238,8 @@ done_cb(void *arg, int ok, const struct snap_info *info)
 }
 
 static void
-open_snap(struct fixture *f, const struct snap_info *info,
-    unsigned int interval)
+open_snap_limit(struct fixture *f, const struct snap_info *info,
+    unsigned int interval, uint64_t log_limit)
 {
 	struct snap_config	cfg;
 
@@ -249,9 +249,17 @@ open_snap(struct fixture *f, const struct snap_info *info,
 	cfg.store = f->store;
 	cfg.wal = f->wal;
 	cfg.interval = interval;
+	cfg.log_limit = log_limit;
 	cfg.done = done_cb;
 	cfg.arg = f;
 	assert_non_null(f->snap = snap_new(&cfg, info));
+}
+
+static void
+open_snap(struct fixture *f, const struct snap_info *info,
+    unsigned int interval)
+{
+	open_snap_limit(f, info, interval, 0);
 }
 
 /* Close everything and start again from the files, as after a crash
@@ -445,6 +453,75 @@ test_periodic(void **state)
 	assert_int_equal(snap_last(f->snap)->count, 1);
 }
 
+/* Write with snap_poke() after each, as kvdb does, until a snapshot
+ * starts; the bytes of log it took. */
+static uint64_t
+write_until_snapshot(struct fixture *f, size_t *k, size_t max)
+{
+	uint64_t	start = wal_appended(f->wal);
+
+	for (; *k < max; (*k)++) {
+		kv(f, STORE_OP_SET, *k, 1);
+		snap_poke(f->snap);
+		if (snap_child(f->snap) != -1)
+			return wal_appended(f->wal) - start;
+	}
+	fail_msg("no snapshot after %zu writes", max);
+	return 0;
+}
+
+static void
+test_log_size(void **state)
+{
+	struct fixture		*f = *state;
+	struct snap_info	 info;
+	uint64_t		 logged, size;
+	size_t			 k = 0;
+	struct stat		 sb;
+	char			 path[512];
+
+	/* With no timer, the log's size alone starts snapshots: at the
+	 * limit while the snapshot is smaller than it... */
+	open_wal(f, &info);
+	open_snap_limit(f, &info, 0, 4096);
+	logged = write_until_snapshot(f, &k, 1000);
+	assert_true(logged >= 4096 && logged < 4096 + 64);
+	wait_done(f, 1);
+	assert_true(f->ok);
+	size = snap_last(f->snap)->size;
+	assert_true(size > 0 && size < 4096);
+	logged = write_until_snapshot(f, &k, 2000);
+	assert_true(logged >= 4096 && logged < 4096 + 64);
+	wait_done(f, 2);
+
+	/* ...and at the snapshot's size once it is larger. */
+	for (; k < 3000; k++)
+		kv(f, STORE_OP_SET, k, 1);
+	assert_int_equal(snap_start(f->snap, 0), 1);
+	wait_done(f, 3);
+	size = snap_last(f->snap)->size;
+	assert_true(size > 4096 * 4);
+	logged = write_until_snapshot(f, &k, 10000);
+	assert_true(logged >= size && logged < size + 64);
+	wait_done(f, 4);
+	assert_true(f->ok);
+
+	/* Recovery counts the log after the snapshot as written: the next
+	 * snapshot comes when that log plus new writes reach the limit. */
+	kv(f, STORE_OP_TESTANDSET, 1, 2);
+	assert_int_equal(wal_sync(f->wal), 0);
+	info = restart(f);
+	assert_true(info.present);
+	snprintf(path, sizeof path, "%s/snapshot", f->dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(info.size, (uint64_t)sb.st_size);
+	if (wal_appended(f->wal) == 0 || wal_appended(f->wal) >= 64)
+		fail_msg("%" PRIu64 " bytes of log after the snapshot "
+		    "(records %" PRIu64 " to %" PRIu64 ")",
+		    wal_appended(f->wal), info.seq, wal_last_seq(f->wal));
+	check_model(f->store, &f->model);
+}
+
 static void
 test_failed_snapshot_keeps_log(void **state)
 {
@@ -611,6 +688,7 @@ main(void)
 		T(test_snapshot_while_writing),
 		T(test_nothing_changed_no_snapshot),
 		T(test_periodic),
+		T(test_log_size),
 		T(test_failed_snapshot_keeps_log),
 		T(test_shutdown_snapshot),
 		T(test_corrupt_body_refused),

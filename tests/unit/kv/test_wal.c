@@ -20,6 +20,7 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
+#include "core/le.h"
 #include "core/log.h"
 #include "kv/wal.h"
 
@@ -217,7 +218,8 @@ file_size(const char *path)
 }
 
 /* Where a segment's records end: the first zero length, as recovery sees
- * it, or the file's end. */
+ * it, or the file's end.  The top bit of a length is the sync flag (in a
+ * version-1 segment no length has it). */
 static off_t
 data_end(const char *path)
 {
@@ -228,14 +230,44 @@ data_end(const char *path)
 
 	assert_true(fd != -1);
 	while (off + 8 <= size && pread(fd, h, 4, off) == 4) {
-		len = (uint32_t)h[0] | (uint32_t)h[1] << 8 |
-		    (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+		len = le_get32(h) & 0x7fffffffU;
 		if (len == 0)
 			break;
 		off += 8 + len;
 	}
 	close(fd);
 	return off < size ? off : size;
+}
+
+/* Where record i (from 1) starts in segment 1 of a log of make_rec()
+ * records written from the start. */
+static off_t
+rec_off(uint64_t i)
+{
+	uint8_t		buf[512];
+	uint64_t	j;
+	off_t		off = 32;
+
+	for (j = 1; j < i; j++)
+		off += 8 + (off_t)make_rec(buf, j);
+	return off;
+}
+
+/* Zero the 512-byte sector holding off, as a power cut that kept later
+ * sectors of a write but not this one leaves it (reserved space reads as
+ * zeros); returns the sector's start. */
+static off_t
+zero_sector(const char *path, off_t off)
+{
+	uint8_t	zeros[512];
+	int	fd = open(path, O_WRONLY);
+
+	assert_true(fd != -1);
+	memset(zeros, 0, sizeof zeros);
+	off -= off % 512;
+	assert_int_equal(pwrite(fd, zeros, sizeof zeros, off), 512);
+	close(fd);
+	return off;
 }
 
 /* Send stderr to a file until capture_end(), which returns its text. */
@@ -634,6 +666,17 @@ test_snapshot_boundary_leftovers(void **state)
 	assert_int_equal(file_size(path), -1);
 }
 
+/* Reopen a log and append records from..from + n - 1, a sync group of
+ * their own (the first written after the open's sync); then close. */
+static void
+add_group(struct fixture *f, uint64_t from, uint64_t n)
+{
+	must_open(f, 0, 0);
+	append_n(f, from, n);
+	wal_close(f->wal);
+	f->wal = NULL;
+}
+
 /* Write a log of n records and close it; the segment's path in path. */
 static void
 make_log(struct fixture *f, uint64_t n, char *path, size_t len)
@@ -809,9 +852,11 @@ test_mid_log_corruption_refused(void **state)
 	struct fixture	*f = *state;
 	char		 path[512], want[600], err[512] = "";
 
-	/* A bad record followed by good ones stops start-up, with the file
-	 * and offset in the message, and leaves the file as it was. */
+	/* A bad record followed by good ones, one of them written after a
+	 * sync (a later sync group), stops start-up, with the file and
+	 * offset in the message, and leaves the file as it was. */
 	make_log(f, 100, path, sizeof path);
+	add_group(f, 101, 10);
 	flip_byte(path, 32 + 8 + 3);	/* payload of record 1 */
 	assert_null(reopen(f, 0, 0, err, sizeof err));
 	snprintf(want, sizeof want, "%s: offset 32: corrupt record followed by "
@@ -829,6 +874,7 @@ test_corrupt_length_mid_log_refused(void **state)
 	/* A length field damaged mid-log is refused too, not taken for the
 	 * end of the log. */
 	make_log(f, 100, path, sizeof path);
+	add_group(f, 101, 10);
 	flip_byte(path, 32 + 3);	/* record 1's length: huge */
 	assert_null(reopen(f, 0, 0, err, sizeof err));
 	assert_non_null(strstr(err, "offset 32"));
@@ -914,6 +960,263 @@ test_torn_new_segment(void **state)
 	assert_int_equal(file_size(path) > 32, 1);
 }
 
+static void
+test_new_segment_header_lost(void **state)
+{
+	struct fixture	*f = *state;
+	char		 path[512], *out;
+	int		 fd;
+
+	/* A last segment whose reserved size reached the disk but whose
+	 * header did not (zeros throughout) is recreated too, as a power
+	 * cut during rotation can leave it. */
+	make_log(f, 20, path, sizeof path);
+	seg_path(f, 2, path, sizeof path);
+	fd = open(path, O_WRONLY | O_CREAT, 0644);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	out = must_open_logged(f);
+	assert_non_null(strstr(out, "torn while being created"));
+	free(out);
+	check_seen(f, 1, 20);
+}
+
+static void
+test_new_segment_bad_header_with_data_refused(void **state)
+{
+	struct fixture	*f = *state;
+	char		 path[512], err[512] = "";
+	int		 fd;
+
+	/* The same with a byte after the header is damage, not a segment
+	 * torn while being created: refused. */
+	make_log(f, 20, path, sizeof path);
+	seg_path(f, 2, path, sizeof path);
+	fd = open(path, O_WRONLY | O_CREAT, 0644);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	assert_int_equal(pwrite(fd, "x", 1, 4096), 1);
+	close(fd);
+	assert_null(reopen(f, 0, 0, err, sizeof err));
+	assert_non_null(strstr(err, "bad segment header"));
+}
+
+/* Whether record i of segment 1 has the sync flag. */
+static int
+rec_flagged(struct fixture *f, uint64_t i)
+{
+	char	path[512];
+	uint8_t	h[4];
+	int	fd;
+
+	seg_path(f, 1, path, sizeof path);
+	fd = open(path, O_RDONLY);
+	assert_true(fd != -1);
+	assert_int_equal(pread(fd, h, 4, rec_off(i)), 4);
+	close(fd);
+	return (le_get32(h) & 0x80000000U) != 0;
+}
+
+static void
+check_sync_flags(void **state, enum wal_fsync policy, int inline_sync)
+{
+	struct fixture	*f = *state;
+	uint64_t	 i;
+
+	/* The first record written after each completed sync has the flag,
+	 * and no other: after open (recovery syncs), after a sync the policy
+	 * makes or wal_sync(); with "no", a write without a sync between
+	 * continues the group. */
+	f->policy = policy;
+	f->inline_sync = inline_sync;
+	must_open(f, 0, 0);
+	append_n(f, 1, 10);
+	wait_durable(f, 10);
+	append_n(f, 11, 10);
+	wait_durable(f, 20);
+	assert_int_equal(wal_sync(f->wal), 0);
+	append_n(f, 21, 10);
+	wal_close(f->wal);
+	f->wal = NULL;
+	for (i = 1; i <= 30; i++) {
+		if (i == 1 || i == 21 ||
+		    (i == 11 && policy == WAL_FSYNC_ALWAYS))
+			assert_true(rec_flagged(f, i));
+		else
+			assert_false(rec_flagged(f, i));
+	}
+	must_open(f, 0, 0);
+	check_seen(f, 1, 30);
+}
+
+static void
+test_sync_flags_always(void **state)
+{
+	check_sync_flags(state, WAL_FSYNC_ALWAYS, 0);
+}
+
+static void
+test_sync_flags_no(void **state)
+{
+	check_sync_flags(state, WAL_FSYNC_NO, 0);
+}
+
+static void
+test_sync_flags_no_inline(void **state)
+{
+	check_sync_flags(state, WAL_FSYNC_NO, 1);
+}
+
+/* Write records 1..50 and sync them, then 51..100 in one batch; close. */
+static void
+make_two_groups(struct fixture *f, char *path, size_t len)
+{
+	must_open(f, 0, 0);
+	append_n(f, 1, 50);
+	assert_int_equal(wal_sync(f->wal), 0);
+	append_n(f, 51, 50);
+	wal_close(f->wal);
+	f->wal = NULL;
+	seg_path(f, 1, path, len);
+}
+
+static void
+check_hole_in_last_group_cut(void **state, enum wal_fsync policy,
+    int inline_sync)
+{
+	struct fixture	*f = *state;
+	char		 path[512], *out;
+	off_t		 hole;
+	uint64_t	 k;
+
+	/* A power cut during the write of the last sync group can keep a
+	 * later sector of it without an earlier one.  Nothing in that group
+	 * was acknowledged as on disk (no record after the hole was written
+	 * after a sync), so recovery cuts the log at the hole, as a torn
+	 * tail, with a warning, and keeps every record synced before it. */
+	f->policy = policy;
+	f->inline_sync = inline_sync;
+	make_two_groups(f, path, sizeof path);
+	hole = zero_sector(path, rec_off(60));
+	assert_true(hole > rec_off(51));
+	for (k = 51; rec_off(k + 1) <= hole; k++)
+		;
+	/* Record k is the first damaged, and records after it intact. */
+	assert_true(rec_off(k + 1) < hole + 512 && rec_off(100) > hole + 512);
+	out = must_open_logged(f);
+	assert_non_null(strstr(out, "torn record"));
+	assert_non_null(strstr(out, "intact-looking records"));
+	assert_non_null(strstr(out, path));
+	free(out);
+	check_seen(f, 1, k - 1);
+	assert_int_equal(file_size(path), rec_off(k));
+
+	/* Appending continues at the cut. */
+	append_n(f, k, 5);
+	must_open(f, 0, 0);
+	check_seen(f, 1, k + 4);
+}
+
+static void
+test_hole_in_last_group_cut(void **state)
+{
+	check_hole_in_last_group_cut(state, WAL_FSYNC_ALWAYS, 0);
+}
+
+static void
+test_hole_in_last_group_cut_no_inline(void **state)
+{
+	check_hole_in_last_group_cut(state, WAL_FSYNC_NO, 1);
+}
+
+static void
+test_hole_in_synced_group_refused(void **state)
+{
+	struct fixture	*f = *state;
+	char		 path[512], want[700], err[512] = "";
+	off_t		 size;
+
+	/* The same hole with a later sync group after it (records written
+	 * after a sync that had made the hole's group durable) is damage to
+	 * acknowledged data: refused, the file left as it was. */
+	make_two_groups(f, path, sizeof path);
+	add_group(f, 101, 10);
+	flip_byte(path, rec_off(60) + 8 + 2);	/* payload of record 60 */
+	size = file_size(path);
+	assert_null(reopen(f, 0, 0, err, sizeof err));
+	snprintf(want, sizeof want, "%s: offset %lld: corrupt record followed "
+	    "by a valid one at offset %lld written after a sync", path,
+	    (long long)rec_off(60), (long long)rec_off(101));
+	assert_non_null(strstr(err, want));
+	assert_int_equal(file_size(path), size);
+}
+
+/* Write a version-1 segment 1 (from before the sync flag) of records
+ * 1..n by hand, as the old writer did. */
+static void
+make_v1_log(struct fixture *f, uint64_t n, char *path, size_t len)
+{
+	uint8_t		 h[32], rec[8 + 512];
+	uint64_t	 i;
+	size_t		 rlen;
+	int		 fd;
+
+	seg_path(f, 1, path, len);
+	memset(h, 0, sizeof h);
+	memcpy(h, "DSD-WAL\n", 8);
+	le_put32(h + 8, 1);
+	le_put64(h + 16, 1);
+	le_put64(h + 24, 1);
+	le_put32(h + 12, wal_crc32c(0, h, sizeof h));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, h, sizeof h), (ssize_t)sizeof h);
+	for (i = 1; i <= n; i++) {
+		rlen = make_rec(rec + 8, i);
+		le_put32(rec, (uint32_t)rlen);
+		le_put32(rec + 4, wal_crc32c(wal_crc32c(0, rec, 4), rec + 8,
+		    rlen));
+		assert_int_equal(write(fd, rec, 8 + rlen), (ssize_t)(8 + rlen));
+	}
+	close(fd);
+}
+
+static void
+test_v1_segment(void **state)
+{
+	struct fixture	*f = *state;
+	char		 path[512], want[600], err[512] = "";
+	uint8_t		 h[12];
+	int		 fd;
+
+	/* A version-1 segment still loads, and appends to it continue
+	 * without sync flags (its reader takes the whole word for the
+	 * length), the header left at version 1. */
+	make_v1_log(f, 100, path, sizeof path);
+	must_open(f, 0, 0);
+	check_seen(f, 1, 100);
+	append_n(f, 101, 10);
+	assert_int_equal(wal_sync(f->wal), 0);
+	append_n(f, 111, 10);
+	must_open(f, 0, 0);
+	check_seen(f, 1, 120);
+	wal_close(f->wal);
+	f->wal = NULL;
+	fd = open(path, O_RDONLY);
+	assert_true(fd != -1);
+	assert_int_equal(pread(fd, h, sizeof h, 0), (ssize_t)sizeof h);
+	close(fd);
+	assert_int_equal(le_get32(h + 8), 1);
+
+	/* A hole in it followed by a valid record is refused, as before:
+	 * version 1 cannot tell the last sync group from synced data. */
+	zero_sector(path, rec_off(115));
+	assert_null(reopen(f, 0, 0, err, sizeof err));
+	snprintf(want, sizeof want, "%s: offset ", path);
+	assert_non_null(strstr(err, want));
+	assert_non_null(strstr(err, "corrupt record followed by a valid one"));
+	assert_null(strstr(err, "after a sync"));
+}
+
 static int
 refuse_third(void *arg, uint64_t seq, const uint8_t *rec, size_t len)
 {
@@ -962,6 +1265,8 @@ main(void)
 		T(test_snapshot_boundary_leftovers),
 		T(test_torn_tail_short),
 		T(test_torn_tail_half_header),
+		T(test_new_segment_header_lost),
+		T(test_new_segment_bad_header_with_data_refused),
 		T(test_torn_tail_bad_crc),
 		T(test_zero_tail_is_the_end),
 		T(test_reserved_space),
@@ -970,6 +1275,13 @@ main(void)
 		T(test_corruption_in_earlier_segment_refused),
 		T(test_missing_segment_refused),
 		T(test_torn_new_segment),
+		T(test_sync_flags_always),
+		T(test_sync_flags_no),
+		T(test_sync_flags_no_inline),
+		T(test_hole_in_last_group_cut),
+		T(test_hole_in_last_group_cut_no_inline),
+		T(test_hole_in_synced_group_refused),
+		T(test_v1_segment),
 		T(test_replay_refusal_stops_open),
 #undef T
 	};
