@@ -31,6 +31,7 @@
 #include <openssl/ssl.h>
 
 #include "check.h"
+#include "snapshot.h"
 #include "kv/admin.pb-c.h"
 #include "net/grpc_client.h"
 #include "kvcall.h"
@@ -79,6 +80,7 @@ static int	cli_health(struct cli *, int, char **);
 static int	cli_member(struct cli *, int, char **);
 static int	cli_status(struct cli *, int, char **);
 static int	cli_check(struct cli *, int, char **);
+static int	cli_snapshot(struct cli *, int, char **);
 static int	cli_help(struct cli *, int, char **);
 static int	cli_quit(struct cli *, int, char **);
 
@@ -101,6 +103,9 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "check", 0, -1, "[--keys N] [--base KEY] [--concurrency C] "
 	    "[--shared KEY]", "run the test batteries against the server",
 	    cli_check },
+	{ "snapshot", 2, 3, "save FILE | verify FILE | restore FILE DIR",
+	    "save the server's state to FILE, check FILE, or make the new "
+	    "data directory DIR of it", cli_snapshot },
 	{ "help", 0, 1, "[COMMAND]", "describe the commands", cli_help },
 	{ "quit", 0, 0, "", "leave the prompt (so do exit and end of "
 	    "input)", cli_quit },
@@ -719,20 +724,37 @@ cli_status(struct cli *cli, int argc, char **argv)
 	return CLI_OK;
 }
 
+/* The addresses, timeouts and TLS of -a, -t and the TLS options, for
+ * the commands that make their own connections. */
+static void
+cli_kvc_config(const struct cli *cli, struct kvc_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->addrs = cli->addrs;
+	cfg->naddrs = cli->naddrs;
+	cfg->timeout_ms = cli->timeout_ms;
+	cfg->retry_ms = cli->retry_ms;
+	cfg->tls = cli->tls;
+	cfg->server_name = cli->tlsopt.server_name;
+}
+
 static int
 cli_check(struct cli *cli, int argc, char **argv)
 {
 	struct kvc_config	cfg;
 
 	/* The batteries keep their own connections and sessions. */
-	memset(&cfg, 0, sizeof cfg);
-	cfg.addrs = cli->addrs;
-	cfg.naddrs = cli->naddrs;
-	cfg.timeout_ms = cli->timeout_ms;
-	cfg.retry_ms = cli->retry_ms;
-	cfg.tls = cli->tls;
-	cfg.server_name = cli->tlsopt.server_name;
+	cli_kvc_config(cli, &cfg);
 	return check_run(cli->base, &cfg, cli->addr, argc, argv);
+}
+
+static int
+cli_snapshot(struct cli *cli, int argc, char **argv)
+{
+	struct kvc_config	cfg;
+
+	cli_kvc_config(cli, &cfg);
+	return snapshot_run(cli->base, &cfg, argc, argv);
 }
 
 static void
@@ -909,8 +931,8 @@ static void __attribute__((noreturn))
 cli_usage(void)
 {
 	fprintf(stderr, CLI_USAGE_LINE
-	    "commands: get set del delv tas health member status check help "
-	    "quit (dsd-cli help)\n");
+	    "commands: get set del delv tas health member status check "
+	    "snapshot help quit (dsd-cli help)\n");
 	exit(CLI_USAGE);
 }
 
