@@ -223,11 +223,13 @@ class ServerFiles:
             return f.read().decode(errors="replace")
 
     def cleanup(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
+        # The log first: its path may go through the directory
+        # (DIR/../DIR.log), which cannot be followed once DIR is gone.
         try:
             os.unlink(self.logpath)
         except OSError:
             pass
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class KvdbServer(ServerFiles):

@@ -366,6 +366,18 @@ def test_held_stream(srv, top):
           cli("snapshot", "save", again, addr=srv.addr)[0] == 0,
           children(pid))
 
+    # SIGTERM with a save held open: the stream is cut after the grace
+    # period, the child goes, the server exits 0.
+    r = open_stream(srv)
+    wait_until(lambda: len(children(pid)) == 1)
+    child = children(pid)
+    t0 = time.monotonic()
+    rc = srv.stop()
+    r.close()
+    check("SIGTERM during a save: exit 0 after the grace period, the "
+          "child gone", rc == 0 and time.monotonic() - t0 < 10 and child
+          and not os.path.exists("/proc/%d" % child[0]), (rc, child))
+
 
 def test_replicated(top):
     c = Cluster(3)
@@ -415,7 +427,7 @@ def main():
     dirs = [os.path.join(top, d) for d in ("a", "b", "c")]
     for d in dirs:
         os.mkdir(d)
-    srv = KvdbServer(DSD)
+    srv = KvdbServer(DSD, args=["--shutdown-grace=500"])
     check("kvdb starts", srv.start(), srv.logtext()[-500:])
     if srv.proc.poll() is None:
         run("save under load, verify, restore", test_save_under_load, srv,

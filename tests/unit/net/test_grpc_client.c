@@ -131,7 +131,8 @@ srv_meta(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 }
 
 /* Request "N SIZE CODE": N messages of SIZE bytes ('0' + i % 10 each),
- * then status CODE, all at once. */
+ * then status CODE, all at once; with CODE 0 the last message goes with
+ * grpc_call_reply(), which ends a stream as it ends a unary call. */
 static void
 srv_stream(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 {
@@ -146,6 +147,11 @@ srv_stream(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	assert_non_null(msg);
 	for (i = 0; i < n; i++) {
 		memset(msg, '0' + i % 10, (size_t)size);
+		if (code == 0 && i == n - 1) {
+			grpc_call_reply(call, msg, (size_t)size);
+			free(msg);
+			return;
+		}
 		if (grpc_call_send(call, msg, (size_t)size) == -1)
 			break;
 	}
