@@ -121,12 +121,9 @@ cli_err(const char *fmt, ...)
 {
 	va_list	ap;
 
-	fflush(stdout);
-	fprintf(stderr, "dsd-cli: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	kvt_verr("dsd-cli", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 /* Said at the prompt only: a one-shot command reports its outcome. */

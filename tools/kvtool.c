@@ -353,6 +353,25 @@ kvt_now_ms(void)
 }
 
 void
+kvt_verr(const char *prog, const char *fmt, va_list ap)
+{
+	fflush(stdout);
+	fprintf(stderr, "%s: ", prog);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void
+kvt_err(const char *prog, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	kvt_verr(prog, fmt, ap);
+	va_end(ap);
+}
+
+void
 kvt_format_time(int64_t ms, char *buf, size_t len)
 {
 	struct tm	tm;

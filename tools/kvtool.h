@@ -8,6 +8,7 @@
 #ifndef DSD_KVTOOL_H
 #define DSD_KVTOOL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -73,6 +74,12 @@ int		 kvt_parse_i64(const char *, int64_t *);
 int64_t		 kvt_now_ms(void);
 /* "2024-11-22T05:20:00.123Z" into buf; "out of range" if gmtime fails. */
 void		 kvt_format_time(int64_t ms, char *buf, size_t len);
+/* A line "PROG: message" on stderr, stdout flushed first so that the two
+ * keep their order. */
+void		 kvt_err(const char *prog, const char *fmt, ...)
+		    __attribute__((format(printf, 2, 3)));
+void		 kvt_verr(const char *prog, const char *fmt, va_list)
+		    __attribute__((format(printf, 2, 0)));
 
 /* Pack the request of an operation, malloc'ed; NULL if memory ran out. */
 uint8_t		*kvt_op_pack(const struct store_op *, size_t *len);

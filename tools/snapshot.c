@@ -8,7 +8,6 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include "kvtool.h"
 #include "snapshot.h"
 
+#define SNAP_PROG	"dsd-cli"
 #define SNAPSHOT_PATH	"/dsd.kvdb.v1.Maintenance/Snapshot"
 /* The largest chunk the server sends is 64 KiB; room to spare. */
 #define SNAPSHOT_MAX_MSG	(4 << 20)
@@ -54,28 +54,14 @@ struct save {
 	int			 interrupted;
 };
 
+/* What was done (what: name), then what the snapshot file holds, as
+ * "name: value" lines. */
 static void
-snap_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-snap_err(const char *fmt, ...)
-{
-	va_list	ap;
-
-	fflush(stdout);
-	fprintf(stderr, "dsd-cli: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-/* What a snapshot file holds, as "name: value" lines. */
-static void
-snap_print(const struct snap_info *info)
+snap_print(const char *what, const char *name, const struct snap_info *info)
 {
 	char	when[40];
 
+	printf("%s: %s\n", what, name);
 	printf("keys: %" PRIu64 "\n", info->count);
 	printf("bytes: %" PRIu64 "\n", info->size);
 	printf("record: %" PRIu64 "\n", info->seq);
@@ -180,14 +166,14 @@ save_from(struct save *s, const char *addr, const struct kvc_config *kcfg,
 	cfg.server_name = kcfg->server_name;
 	s->up = s->down = s->done = 0;
 	if ((s->conn = grpcc_connect(s->base, &cfg, &err)) == NULL) {
-		snap_err("cannot connect to %s: %s", addr, err);
+		kvt_err(SNAP_PROG, "cannot connect to %s: %s", addr, err);
 		*next = 1;
 		return SNAP_CALL;
 	}
 	/* An empty SnapshotRequest packs to no bytes. */
 	if (grpcc_call_stream(s->conn, SNAPSHOT_PATH, req, 0, 0, save_msg,
 	    save_done, s) == -1) {
-		snap_err("cannot start a call: out of memory");
+		kvt_err(SNAP_PROG, "cannot start a call: out of memory");
 		return SNAP_CALL;
 	}
 	while (!s->done)
@@ -198,15 +184,15 @@ save_from(struct save *s, const char *addr, const struct kvc_config *kcfg,
 	if (s->done && s->status == 0 && s->failed[0] == '\0')
 		return SNAP_OK;
 	if (s->interrupted)
-		snap_err("interrupted");
+		kvt_err(SNAP_PROG, "interrupted");
 	else if (s->failed[0] != '\0')
-		snap_err("%s", s->failed);
+		kvt_err(SNAP_PROG, "%s", s->failed);
 	else if (!s->up) {
-		snap_err("cannot connect to %s: %s", addr, s->message != NULL ?
+		kvt_err(SNAP_PROG, "cannot connect to %s: %s", addr, s->message != NULL ?
 		    s->message : s->why);
 		*next = s->bytes == 0;
 	} else
-		snap_err("%s: %s: %s%s%s", addr, SNAPSHOT_PATH,
+		kvt_err(SNAP_PROG, "%s: %s: %s%s%s", addr, SNAPSHOT_PATH,
 		    kvt_grpc_code_name(s->status), s->message != NULL ? ": " :
 		    "", s->message != NULL ? s->message : "");
 	free(s->message);
@@ -235,14 +221,14 @@ snapshot_save(struct event_base *base, const struct kvc_config *kcfg,
 	dcopy = strdup(path);
 	bcopy = strdup(path);
 	if (dcopy == NULL || bcopy == NULL) {
-		snap_err("out of memory");
+		kvt_err(SNAP_PROG, "out of memory");
 		free(dcopy);
 		free(bcopy);
 		return SNAP_FILE;
 	}
 	dir = dirname(dcopy);
 	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		snap_err("%s: %s", dir, strerror(errno));
+		kvt_err(SNAP_PROG, "%s: %s", dir, strerror(errno));
 		free(dcopy);
 		free(bcopy);
 		return SNAP_FILE;
@@ -250,12 +236,12 @@ snapshot_save(struct event_base *base, const struct kvc_config *kcfg,
 	/* Hidden, and unique: two saves to one name do not meet. */
 	if (asprintf(&tmp, "%s/.%s.tmp-XXXXXX", dir, basename(bcopy)) == -1) {
 		tmp = NULL;
-		snap_err("out of memory");
+		kvt_err(SNAP_PROG, "out of memory");
 		rv = SNAP_FILE;
 		goto out;
 	}
 	if ((s.fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
-		snap_err("%s: %s", tmp, strerror(errno));
+		kvt_err(SNAP_PROG, "%s: %s", tmp, strerror(errno));
 		rv = SNAP_FILE;
 		goto out;
 	}
@@ -265,7 +251,7 @@ snapshot_save(struct event_base *base, const struct kvc_config *kcfg,
 	if (sigint == NULL || sigterm == NULL ||
 	    evsignal_add(sigint, NULL) == -1 ||
 	    evsignal_add(sigterm, NULL) == -1) {
-		snap_err("cannot catch signals");
+		kvt_err(SNAP_PROG, "cannot catch signals");
 		rv = SNAP_CALL;
 		goto out_events;
 	}
@@ -280,7 +266,7 @@ snapshot_save(struct event_base *base, const struct kvc_config *kcfg,
 	if (rv != SNAP_OK)
 		goto out_events;
 	if (snap_check_end(&s.check, &info, err, sizeof err) == -1) {
-		snap_err("the server ended the stream OK, but %s", err);
+		kvt_err(SNAP_PROG, "the server ended the stream OK, but %s", err);
 		rv = SNAP_CALL;
 		goto out_events;
 	}
@@ -288,13 +274,12 @@ snapshot_save(struct event_base *base, const struct kvc_config *kcfg,
 	    &step);
 	s.fd = -1;
 	if (rv == -1) {
-		snap_err("%s: %s: %s", path, step, strerror(errno));
+		kvt_err(SNAP_PROG, "%s: %s: %s", path, step, strerror(errno));
 		rv = SNAP_FILE;
 		goto out_events;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	printf("saved: %s\n", path);
-	snap_print(&info);
+	snap_print("saved", path, &info);
 	printf("seconds: %.3f\n", (double)(t1.tv_sec - t0.tv_sec) +
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	fflush(stdout);
@@ -326,17 +311,16 @@ snapshot_verify(const char *path)
 	int			 rv;
 
 	if ((st = store_new()) == NULL) {
-		snap_err("out of memory");
+		kvt_err(SNAP_PROG, "out of memory");
 		return SNAP_FILE;
 	}
 	rv = snap_file_load(path, st, &info, err, sizeof err);
 	store_free(st);
 	if (rv == -1) {
-		snap_err("%s", err);
+		kvt_err(SNAP_PROG, "%s", err);
 		return SNAP_FILE;
 	}
-	printf("verified: %s\n", path);
-	snap_print(&info);
+	snap_print("verified", path, &info);
 	fflush(stdout);
 	return SNAP_OK;
 }
@@ -348,11 +332,10 @@ snapshot_restore(const char *path, const char *dir)
 	char			err[512];
 
 	if (snap_restore(path, dir, &info, err, sizeof err) == -1) {
-		snap_err("%s", err);
+		kvt_err(SNAP_PROG, "%s", err);
 		return SNAP_FILE;
 	}
-	printf("restored: %s\n", dir);
-	snap_print(&info);
+	snap_print("restored", dir, &info);
 	fflush(stdout);
 	return SNAP_OK;
 }

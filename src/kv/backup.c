@@ -357,15 +357,10 @@ backup_new(struct event_base *base, struct grpc_server *srv,
 void
 backup_free(struct backup *b)
 {
-	int	status;
-
 	if (b == NULL)
 		return;
-	if (b->pid != -1) {
-		(void)kill(b->pid, SIGKILL);
-		while (waitpid(b->pid, &status, 0) == -1 && errno == EINTR)
-			;
-	}
+	if (b->pid != -1)
+		snap_kill(b->pid);
 	if (b->call != NULL)
 		grpc_call_error(b->call, GRPC_UNAVAILABLE, "server stopped");
 	backup_close_pipe(b);

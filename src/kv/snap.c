@@ -839,6 +839,16 @@ snap_fork_stream(int fd, const struct store *st, uint64_t seq,
 	return pid;
 }
 
+void
+snap_kill(pid_t pid)
+{
+	int	status;
+
+	(void)kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+}
+
 int
 snap_reap(pid_t pid, int *status)
 {
@@ -1076,15 +1086,10 @@ snap_shutdown(struct snap *s, int save)
 void
 snap_free(struct snap *s)
 {
-	int	status;
-
 	if (s == NULL)
 		return;
-	if (s->pid != -1) {
-		kill(s->pid, SIGKILL);
-		while (waitpid(s->pid, &status, 0) == -1 && errno == EINTR)
-			;
-	}
+	if (s->pid != -1)
+		snap_kill(s->pid);
 	if (s->ev_timer != NULL)
 		event_free(s->ev_timer);
 	if (s->ev_chld != NULL)

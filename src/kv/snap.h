@@ -193,6 +193,8 @@ pid_t		 snap_fork_stream(int fd, const struct store *, uint64_t seq,
 /* Reap pid if it has ended, without waiting: 1 with its wait status, 0 if
  * it runs on.  Only that child: other modules may have theirs. */
 int		 snap_reap(pid_t pid, int *status);
+/* Kill pid and wait for it (on the way out). */
+void		 snap_kill(pid_t pid);
 /* Write a snapshot of the store, in this process, now: tmp, fsync,
  * rename, fsync of the directory.  0, or -1 with err set. */
 int		 snap_write(const char *dir, const struct store *,
