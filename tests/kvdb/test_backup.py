@@ -318,12 +318,25 @@ def trailer(resp, name):
     return None
 
 
-def test_held_stream(srv, top):
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_held_stream(srv, top, size):
     pid = srv.proc.pid
     files = set(os.listdir(srv.dir))
+    before = rss_kib(pid)
     r = open_stream(srv)
-    check("a save held open by a client that does not read keeps one child",
-          wait_until(lambda: len(children(pid)) == 1), children(pid))
+    time.sleep(0.5)
+    grew = rss_kib(pid) - before
+    check("a save held open by a client that does not read: its child "
+          "waits, the server holds little of the %d KiB (%d KiB more)" %
+          (size // 1024, grew), len(children(pid)) == 1 and
+          grew < size // 1024 // 2, (children(pid), grew))
     other = os.path.join(top, "other")
     os.mkdir(other)
     rc, out, err = cli("snapshot", "save", os.path.join(other, "x.snap"),
@@ -432,7 +445,8 @@ def main():
     if srv.proc.poll() is None:
         run("save under load, verify, restore", test_save_under_load, srv,
             dirs[0])
-        run("a stream held open", test_held_stream, srv, dirs[1])
+        run("a stream held open", test_held_stream, srv, dirs[1],
+            os.path.getsize(os.path.join(dirs[0], "backup.snap")))
     srv.stop()
     sanitizer_clean(srv)
     srv.cleanup()
