@@ -188,8 +188,8 @@ save_from(struct save *s, const char *addr, const struct kvc_config *kcfg,
 	else if (s->failed[0] != '\0')
 		kvt_err(SNAP_PROG, "%s", s->failed);
 	else if (!s->up) {
-		kvt_err(SNAP_PROG, "cannot connect to %s: %s", addr, s->message != NULL ?
-		    s->message : s->why);
+		kvt_err(SNAP_PROG, "cannot connect to %s: %s", addr,
+		    s->message != NULL ? s->message : s->why);
 		*next = s->bytes == 0;
 	} else
 		kvt_err(SNAP_PROG, "%s: %s: %s%s%s", addr, SNAPSHOT_PATH,
@@ -266,7 +266,8 @@ snapshot_save(struct event_base *base, const struct kvc_config *kcfg,
 	if (rv != SNAP_OK)
 		goto out_events;
 	if (snap_check_end(&s.check, &info, err, sizeof err) == -1) {
-		kvt_err(SNAP_PROG, "the server ended the stream OK, but %s", err);
+		kvt_err(SNAP_PROG, "the server ended the stream OK, but %s",
+		    err);
 		rv = SNAP_CALL;
 		goto out_events;
 	}

@@ -155,8 +155,8 @@ struct snap_check {
 void		 snap_check_init(struct snap_check *);
 int		 snap_check_update(struct snap_check *, const uint8_t *,
 		    size_t, char *err, size_t errlen);
-int		 snap_check_end(const struct snap_check *, struct snap_info *,
-		    char *err, size_t errlen);
+int		 snap_check_end(const struct snap_check *,
+		    struct snap_info *, char *err, size_t errlen);
 
 /*
  * Make dir a data directory holding the snapshot file at path, which is
@@ -187,8 +187,8 @@ int		 snap_commit(int dirfd, int fd, const char *tmpname,
  * record seq.  Returns the child's pid, or -1 (errno) if fork() failed;
  * the caller closes its copy of fd and reaps the child (snap_reap()).
  */
-pid_t		 snap_fork_stream(int fd, const struct store *, uint64_t seq,
-		    uint8_t *buf);
+pid_t		 snap_fork_stream(int fd, const struct store *,
+		    uint64_t seq, uint8_t *buf);
 #define SNAP_BUFLEN	(1U << 20)
 /* Reap pid if it has ended, without waiting: 1 with its wait status, 0 if
  * it runs on.  Only that child: other modules may have theirs. */

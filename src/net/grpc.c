@@ -12,8 +12,9 @@
  *
  * A call is shared by two owners, each of which lets go independently:
  * the h2 stream (until stream_close) and the handler (from the handler's
- * start until its grpc_call_reply()/grpc_call_error()/grpc_call_end()).  It is freed when
- * both have let go, by whichever goes second.
+ * start until its grpc_call_reply(), grpc_call_error() or
+ * grpc_call_end()).  It is freed when both have let go, by whichever goes
+ * second.
  */
 #include "config.h"
 

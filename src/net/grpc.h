@@ -1,9 +1,9 @@
 /*
  * A gRPC server on top of h2 (h2.h), for unary and server-streaming
  * methods: the wire rules of gRPC's PROTOCOL-HTTP2 document, a method
- * table, asynchronous handlers, and the standard health service.  It knows nothing of what the messages mean:
- * handlers get request bytes and answer with reply bytes (protobuf-c or
- * anything else).
+ * table, asynchronous handlers, and the standard health service.  It
+ * knows nothing of what the messages mean: handlers get request bytes and
+ * answer with reply bytes (protobuf-c or anything else).
  *
  * What a request must look like, and what it gets otherwise:
  * - :method POST, else HTTP 405; content-type application/grpc or
@@ -29,8 +29,8 @@
  * Call lifetime (struct grpc_call):
  * - The handler is called once the request is complete and owns the call
  *   from then on, until it calls grpc_call_reply(), grpc_call_error() or
- *   grpc_call_end() exactly once -- now, from a callback much later (after an fsync or a
- *   Raft commit), or from its cancel function.  That call releases the
+ *   grpc_call_end() exactly once -- now, from a callback much later
+ *   (after an fsync or a Raft commit), or from its cancel function.  That call releases the
  *   handle; the pointer must not be used after it.
  * - The client may go away first (RST_STREAM, a closed connection, server
  *   shutdown) or the deadline may pass.  The call is then dead: the

@@ -422,7 +422,8 @@ grpcc_on_data(nghttp2_session *s, uint8_t flags, int32_t id,
 	 * one (checked against max_reply by its prefix) and a frame's worth
 	 * after it are ever held. */
 	if ((c->msg == NULL && evbuffer_get_length(c->resp) + len >
-	    conn->cfg.max_reply + 5) || evbuffer_add(c->resp, data, len) == -1) {
+	    conn->cfg.max_reply + 5) ||
+	    evbuffer_add(c->resp, data, len) == -1) {
 		grpcc_call_cancel(c, GRPCC_RESOURCE, "reply too large");
 		return 0;
 	}

@@ -104,8 +104,8 @@ int		 grpcc_call_md(struct grpcc_conn *, const char *path,
  */
 typedef int	(*grpcc_msg_fn)(void *arg, const uint8_t *msg, size_t len);
 int		 grpcc_call_stream(struct grpcc_conn *, const char *path,
-		    const void *req, size_t len, int timeout_ms, grpcc_msg_fn msg,
-		    grpcc_done_fn done, void *arg);
+		    const void *req, size_t len, int timeout_ms,
+		    grpcc_msg_fn msg, grpcc_done_fn done, void *arg);
 /* Calls started and not yet done. */
 size_t		 grpcc_pending(const struct grpcc_conn *);
 /* Connected, and new calls are accepted. */

@@ -85,9 +85,9 @@
  *   stream_close the pointer must not be used: the upper layer detaches
  *   whatever it hung on it there.
  * - h2_stream_respond(), the streaming calls and h2_stream_reset() may be
- *   called from inside any callback, or later from the loop.  They only queue frames; the
- *   connection writes them on the next loop pass, so no callback ever
- *   sees a connection freed under it.
+ *   called from inside any callback, or later from the loop.  They only
+ *   queue frames; the connection writes them on the next loop pass, so no
+ *   callback ever sees a connection freed under it.
  */
 #ifndef DSD_H2_H
 #define DSD_H2_H

@@ -241,7 +241,8 @@ count(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	char		 text[64];
 
 	if (len >= sizeof text) {
-		grpc_call_error(call, GRPC_INVALID_ARGUMENT, "request too long");
+		grpc_call_error(call, GRPC_INVALID_ARGUMENT,
+		    "request too long");
 		return;
 	}
 	memcpy(text, req, len);

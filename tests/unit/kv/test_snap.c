@@ -503,7 +503,8 @@ test_restore(void **state)
 	struct store		*back = store_new();
 	struct snap_info	 info, rinfo;
 	struct stat		 sb;
-	char			 err[512] = "", file[512], dir[512], path[600];
+	char			 err[512] = "", file[512], dir[512];
+	char			 path[600];
 	size_t			 k;
 	int			 fd;
 
