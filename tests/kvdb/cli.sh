@@ -178,7 +178,7 @@ for c in $("$CLI" help | sed -n 's/^  \([a-z][a-z]*\).*/\1/p'); do
 	check "command $c is documented in man/dsd-cli.1" \
 	    grep -q "^\.It Cm $c\( \|\$\)" man/dsd-cli.1
 done
-for m in dsd-cli; do
+for m in dsd-cli dsd-bench; do
 	for f in $("tools/$m" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
 		check "$m: flag $f of --help is documented in man/$m.1" \
 		    grep -q "Fl \\\\-${f#--}\\( \\|\$\\)" "man/$m.1"
@@ -713,6 +713,38 @@ OUT=$("$BENCH" -q -a "$BB" -n 10 --target etcd --etcd-read=fast 2>&1)
 RC=$?
 expect "dsd-bench: --etcd-read takes linearizable or serializable, exit 2" 2 \
     'linearizable or serializable'
+# --json: a line per second, then the summary, every field there.
+"$BENCH" --json -q -a "$BB" -c 2 -s 4 -d 2 --mix set=50,get=40,tas=10 \
+    --base 0x7000000000 \
+    >"$WORK/bench.json" 2>"$WORK/bench.err"
+RC=$?
+OUT=$(cat "$WORK/bench.json")
+jexpect "dsd-bench --json: interval lines t=1, 2..., then one summary" 0 \
+    '[x["type"] for x in objs] == ["interval"] * (len(objs) - 1) +
+    ["summary"] and 1 <= len(objs) - 1 <= 3 and
+    [x["t"] for x in objs[:-1]] == list(range(1, len(objs)))'
+jexpect "dsd-bench --json: each interval: ops, errors, p50/p99/p999/max/mean" 0 \
+    'all(set(x) == {"type", "t", "ops", "errors", "p50_ms", "p99_ms",
+    "p999_ms", "max_ms", "mean_ms", "inflight", "errors_by_status"} and
+    x["ops"] > 0 and x["errors"] == 0 and
+    0 < x["p50_ms"] <= x["p99_ms"] <= x["p999_ms"] <= x["max_ms"]
+    for x in objs[:-1])'
+jexpect "dsd-bench --json: the summary: parameters, throughput, latency, statuses, errors" 0 \
+    'o["target"] == "kvdb" and o["addr"] == "'"$BB"'" and
+    o["params"]["connections"] == 2 and o["params"]["streams"] == 4 and
+    o["params"]["mix"] == {"set": 50, "get": 40, "tas": 10} and
+    o["params"]["duration_s"] == 2 and
+    1.9 < o["secs"] < 3 and o["answered"] >= sum(x["ops"] for x in objs[:-1])
+    and abs(o["throughput"] - o["answered"] / o["secs"]) < 0.01 * o["throughput"] + 1
+    and o["latency"]["p50_ms"] <= o["latency"]["p99_ms"] <= o["latency"]["p999_ms"]
+    and sorted(o["ops"]) == ["get", "set", "tas"]
+    and sum(sum(v["statuses"].values()) for v in o["ops"].values()) == o["answered"]
+    and o["ops"]["set"]["statuses"] == {"SUCCESS": o["ops"]["set"]["answered"]}
+    and o["errors"] == {"total": 0, "by_status": {}, "undecodable": 0}
+    and o["connections"] == {"lost": 0, "reopened": 0}'
+OUT=$("$BENCH" --help 2>&1)
+RC=$?
+expect "dsd-bench --help: the options, exit 0" 0 '^  --json ' '^  -c N '
 kill "$BENCH_B"
 wait "$BENCH_B" 2>/dev/null
 BENCH_B=
