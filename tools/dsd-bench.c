@@ -1123,14 +1123,15 @@ bench_help(void)
 	    "round robin\n"
 	    "                         (default " KVT_DEFAULT_ADDR ", etcd "
 	    "127.0.0.1:2379)\n"
-	    "  -c N                   connections (default 4)\n"
-	    "  -s N                   calls in flight per connection "
+	    "  -c, --connections=N    connections (default 4)\n"
+	    "  -s, --streams=N        calls in flight per connection "
 	    "(default 16)\n"
-	    "  -d SECONDS             how long to run (default 10)\n"
-	    "  -n N                   how many calls to start, instead of -d\n"
-	    "  -t MS                  deadline of each call (default 0: "
+	    "  -d, --duration=SECONDS how long to run (default 10)\n"
+	    "  -n, --requests=N       how many calls to start, instead of "
+	    "-d\n"
+	    "  -t, --timeout=MS       deadline of each call (default 0: "
 	    "none)\n"
-	    "  -q                     no progress lines on standard error\n"
+	    "  -q, --quiet            no progress lines on standard error\n"
 	    "  --json                 JSON lines on standard output: one per "
 	    "second, then\n"
 	    "                         the summary (dsd-bench(1), JSON "
@@ -1182,6 +1183,12 @@ main(int argc, char **argv)
 		{ "base", required_argument, NULL, O_BASE },
 		{ "etcd-read", required_argument, NULL, O_ETCD_READ },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "connections", required_argument, NULL, 'c' },
+		{ "streams", required_argument, NULL, 's' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "requests", required_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "quiet", no_argument, NULL, 'q' },
 		KVT_TLS_LONGOPTS(O_TLS),
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }

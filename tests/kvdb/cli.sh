@@ -744,7 +744,8 @@ jexpect "dsd-bench --json: the summary: parameters, throughput, latency, statuse
     and o["connections"] == {"lost": 0, "reopened": 0}'
 OUT=$("$BENCH" --help 2>&1)
 RC=$?
-expect "dsd-bench --help: the options, exit 0" 0 '^  --json ' '^  -c N '
+expect "dsd-bench --help: the options, exit 0" 0 '^  --json ' \
+    '^  -c, --connections=N '
 kill "$BENCH_B"
 wait "$BENCH_B" 2>/dev/null
 BENCH_B=
