@@ -21,6 +21,7 @@ restored, a single kvdb serves the data.  Prints "ok - ..." lines and
 usage: test_backup.py [path/to/dsd [path/to/dsd-cli]]
 """
 import glob
+import json
 import os
 import shutil
 import signal
@@ -240,6 +241,17 @@ def test_save_under_load(srv, top):
           rc == 0 and v.get("keys") == info.get("keys") and
           v.get("taken") == info.get("taken"), (rc, out, err))
 
+    rc, out, err = cli("-o", "json", "snapshot", "verify", path)
+    try:
+        j = json.loads(out)
+    except ValueError:
+        j = {}
+    check("-o json: verify is one object that says the same",
+          rc == 0 and len(out.splitlines()) == 1 and
+          j.get("op") == "snapshot" and j.get("action") == "verify" and
+          j.get("status") == "OK" and str(j.get("keys")) == v.get("keys")
+          and j.get("taken") == v.get("taken"), (rc, out, err))
+
     with open(path, "rb") as f:
         good = f.read()
     flipped = os.path.join(top, "flipped.snap")
@@ -254,6 +266,10 @@ def test_save_under_load(srv, top):
         rc, out, err = cli("snapshot", "verify", bad)
         check("verify of a copy %s fails, saying why" % name,
               rc == 1 and why in err, (rc, out, err))
+        rc, out, err = cli("-o", "json", "snapshot", "verify", bad)
+        check("... with -o json, status ERROR and the reason",
+              rc == 1 and '"status":"ERROR"' in out and why in out,
+              (rc, out, err))
         rdir = os.path.join(top, "from-" + os.path.basename(bad))
         rc, out, err = cli("snapshot", "restore", bad, rdir)
         check("restore of a copy %s fails and makes no directory" % name,
