@@ -2,12 +2,13 @@
  * dsd-cli: the command-line client of dsd's kvdb mode, single-node or
  * replicated.  One-shot commands for scripts, an interactive prompt
  * (libedit: line editing, history, quoting) for people, "check", the
- * API's test batteries, and the replicated database's administration
- * (member, status).  Commands are a table, as tmux's are; dsd-cli(1)
- * documents each one.  Calls go through kvcall.h: one session (client id
- * and seq) for the whole run, several addresses, retries of the calls the
- * transport left undecided.  Every command reports through cliout.h, as
- * text or as one JSON line, with the exit statuses listed there.
+ * API's test batteries, the replicated database's administration
+ * (member, status), and backups (snapshot, snapshot.h).  Commands are a
+ * table, as tmux's are; dsd-cli(1) documents each one.  Calls go through
+ * kvcall.h: one session (client id and seq) for the whole run, several
+ * addresses, retries of the calls the transport left undecided.  Every
+ * command reports through cliout.h, as text or as one JSON line, with the
+ * exit statuses listed there.
  */
 #include "config.h"
 
