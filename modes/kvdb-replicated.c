@@ -25,6 +25,11 @@
  * and dsd-seq can retry UNKNOWN and UNAVAILABLE with the same numbers and
  * get the first outcome, never a second application (src/kv/rsm.h).
  * Reads, having no effect, are retried here instead of failing UNKNOWN.
+ *
+ * An online backup (dsd.kvdb.v1.Maintenance/Snapshot, src/kv/backup.h)
+ * is of the state this node has applied, follower or leader, as etcdctl's
+ * snapshot is of the member asked: the same forked child as kvdb's,
+ * over the state machine's store.
  */
 #include "config.h"
 
@@ -50,6 +55,7 @@
 #include "core/xmalloc.h"
 #include "net/grpc.h"
 #include "net/grpc_client.h"
+#include "kv/backup.h"
 #include "kv/kvfront.h"
 #include "kv/raft_glue.h"
 #include "kv/rsm.h"
@@ -149,6 +155,7 @@ struct kvr_fwdin {
 struct kvr {
 	struct dsd		*d;
 	struct kvfront		*front;
+	struct backup		*backup;
 	struct rsm		*rsm;
 	struct raft_glue	*glue;
 	uint64_t		 id;
@@ -1396,6 +1403,19 @@ kvr_status(struct grpc_call *call, const uint8_t *req, size_t len,
 	free(buf);
 }
 
+/* Backups: what this node has applied.  Applied entries are committed,
+ * durable on a majority, so the source has no durability to wait for. */
+static const struct store *
+kvr_backup_state(void *arg, uint64_t *seq)
+{
+	struct kvr		*kv = arg;
+	struct raft_glue_status	 st;
+
+	raft_glue_status(kv->glue, &st);
+	*seq = st.applied_index;
+	return rsm_store(kv->rsm);
+}
+
 /* Start-up. */
 
 /*
@@ -1497,6 +1517,7 @@ static int
 kvr_init(struct dsd *d, void **statep)
 {
 	static struct grpc_method	 admin[6];
+	struct backup_source		 bs;
 	struct kvr			*kv;
 	struct raft_glue_config		 rc;
 	struct raft_glue_member		*members = NULL;
@@ -1612,6 +1633,11 @@ kvr_init(struct dsd *d, void **statep)
 	admin[5] = (struct grpc_method){ NULL, NULL, NULL };
 	if (kvfront_register(kv->front, admin) == -1)
 		fatalx("cannot register the admin service");
+	bs.state = kvr_backup_state;
+	bs.durable = NULL;
+	bs.arg = kv;
+	kv->backup = backup_new(d->base, kvfront_server(kv->front), &bs,
+	    (size_t)kv->max_message);
 	/* Not serving until a leader is known and caught up with. */
 	grpc_server_set_serving(kvfront_server(kv->front), 0);
 
@@ -1669,6 +1695,7 @@ kvr_free(void *state)
 
 	kvr_peers_free(kv);
 	kvfront_free(kv->front);
+	backup_free(kv->backup);
 	if (kv->glue != NULL)
 		raft_glue_free(kv->glue);
 	u64map_free(kv->entries);

@@ -15,6 +15,9 @@
  * children writing the copy-on-write image (src/kv/snap.h); start-up loads
  * the snapshot and replays the log.
  *
+ * Online backups (dsd.kvdb.v1.Maintenance/Snapshot) stream the store as
+ * of the call from a forked child too (src/kv/backup.h).
+ *
  * If the log fails (a write or fsync error), nobody knows what is on disk:
  * pending writes are answered UNKNOWN, every later request UNAVAILABLE,
  * and the server stops with status 1 for its supervisor to restart it,
@@ -35,6 +38,7 @@
 #include "core/log.h"
 #include "core/sdnotify.h"
 #include "core/xmalloc.h"
+#include "kv/backup.h"
 #include "kv/kvfront.h"
 #include "kv/snap.h"
 #include "kv/store.h"
@@ -57,6 +61,7 @@ struct kvdb {
 	struct wal		*wal;
 	struct snap		*snap;
 	struct kvfront		*front;
+	struct backup		*backup;
 
 	struct kv_pending	*head, *tail;	/* in seq order */
 	int			 failed;	/* the log failed */
@@ -182,6 +187,26 @@ kv_request(void *arg, struct kvfront_req *req)
 	kvfront_req_done(req);
 }
 
+/* Backups: the store as applied, whose last records may still be on their
+ * way to the log. */
+
+static const struct store *
+kv_backup_state(void *arg, uint64_t *seq)
+{
+	struct kvdb	*kv = arg;
+
+	*seq = wal_last_seq(kv->wal);
+	return kv->store;
+}
+
+static int
+kv_backup_durable(void *arg, uint64_t seq)
+{
+	struct kvdb	*kv = arg;
+
+	return wal_durable_seq(kv->wal) >= seq;
+}
+
 /* Start-up. */
 
 static int
@@ -191,6 +216,7 @@ kv_init(struct dsd *d, void **statep)
 	struct wal_config		 wc;
 	struct snap_config		 sc;
 	struct snap_info		 info;
+	struct backup_source		 bs;
 	const char			*fs;
 	char				 err[512];
 
@@ -234,6 +260,11 @@ kv_init(struct dsd *d, void **statep)
 	if ((kv->snap = snap_new(&sc, &info)) == NULL)
 		fatalx("cannot set up snapshots");
 	kvfront_listen(kv->front, flags_str(d, "listen"));
+	bs.state = kv_backup_state;
+	bs.durable = kv_backup_durable;
+	bs.arg = kv;
+	kv->backup = backup_new(d->base, kvfront_server(kv->front), &bs,
+	    (size_t)flags_int(d, "max-message"));
 
 	log_notice("kvdb: serving on %s, data in %s, fsync %s",
 	    flags_str(d, "listen"), kv->dir, fs);
@@ -283,6 +314,7 @@ kv_free(void *state)
 	struct kv_pending	*p;
 
 	kvfront_free(kv->front);
+	backup_free(kv->backup);
 	snap_free(kv->snap);
 	wal_close(kv->wal);
 	while ((p = kv->head) != NULL) {

@@ -99,11 +99,12 @@ commands=$(dsd-cli help | sed -n 's/^  \([a-z][a-z]*\).*/\1/p' | sort |
 is_tab "dsd-cli " "${commands% }"
 is_tab "dsd-cli g" "get"
 is_tab "dsd-cli x" ""
-is_tab "dsd-cli -a 127.0.0.1:7379 -t 100 -o json s" "set status"
+is_tab "dsd-cli -a 127.0.0.1:7379 -t 100 -o json s" "set snapshot status"
 is_tab "dsd-cli -o " "json text"
 is_tab "dsd-cli --output=j" "json"
 has_tab "dsd-cli --" --output= --retry-time= --tls-ca= --help --version
 is_tab "dsd-cli member " "add list remove"
+is_tab "dsd-cli snapshot " "restore save verify"
 is_tab "dsd-cli status --" "--digest"
 is_tab "dsd-cli check --c" "--concurrency"
 is_tab "dsd-cli help me" "member"

@@ -2,12 +2,13 @@
  * dsd-cli: the command-line client of dsd's kvdb mode, single-node or
  * replicated.  One-shot commands for scripts, an interactive prompt
  * (libedit: line editing, history, quoting) for people, "check", the
- * API's test batteries, and the replicated database's administration
- * (member, status).  Commands are a table, as tmux's are; dsd-cli(1)
- * documents each one.  Calls go through kvcall.h: one session (client id
- * and seq) for the whole run, several addresses, retries of the calls the
- * transport left undecided.  Every command reports through cliout.h, as
- * text or as one JSON line, with the exit statuses listed there.
+ * API's test batteries, the replicated database's administration
+ * (member, status), and backups (snapshot, snapshot.h).  Commands are a
+ * table, as tmux's are; dsd-cli(1) documents each one.  Calls go through
+ * kvcall.h: one session (client id and seq) for the whole run, several
+ * addresses, retries of the calls the transport left undecided.  Every
+ * command reports through cliout.h, as text or as one JSON line, with the
+ * exit statuses listed there.
  */
 #include "config.h"
 
@@ -32,6 +33,7 @@
 
 #include "check.h"
 #include "cliout.h"
+#include "snapshot.h"
 #include "kv/admin.pb-c.h"
 #include "net/grpc_client.h"
 #include "kvcall.h"
@@ -76,6 +78,7 @@ static int	cli_health(struct cli *, int, char **);
 static int	cli_member(struct cli *, int, char **);
 static int	cli_status(struct cli *, int, char **);
 static int	cli_check(struct cli *, int, char **);
+static int	cli_snapshot(struct cli *, int, char **);
 static int	cli_help(struct cli *, int, char **);
 static int	cli_quit(struct cli *, int, char **);
 
@@ -98,6 +101,9 @@ static const struct cli_cmd cli_cmds[] = {
 	{ "check", 0, -1, "[--keys N] [--base KEY] [--concurrency C] "
 	    "[--shared KEY]", "run the test batteries against the server",
 	    cli_check },
+	{ "snapshot", 2, 3, "save FILE | verify FILE | restore FILE DIR",
+	    "save the server's state to FILE, check FILE, or make the new "
+	    "data directory DIR of it", cli_snapshot },
 	{ "help", 0, 1, "[COMMAND]", "describe the commands", cli_help },
 	{ "quit", 0, 0, "", "leave the prompt (so do exit and end of "
 	    "input)", cli_quit },
@@ -815,20 +821,37 @@ cli_status(struct cli *cli, int argc, char **argv)
 	return CLI_OK;
 }
 
+/* The addresses, timeouts and TLS of -a, -t and the TLS options, for
+ * the commands that make their own connections. */
+static void
+cli_kvc_config(const struct cli *cli, struct kvc_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->addrs = cli->addrs;
+	cfg->naddrs = cli->naddrs;
+	cfg->timeout_ms = cli->timeout_ms;
+	cfg->retry_ms = cli->retry_ms;
+	cfg->tls = cli->tls;
+	cfg->server_name = cli->tlsopt.server_name;
+}
+
 static int
 cli_check(struct cli *cli, int argc, char **argv)
 {
 	struct kvc_config	cfg;
 
 	/* The batteries keep their own connections and sessions. */
-	memset(&cfg, 0, sizeof cfg);
-	cfg.addrs = cli->addrs;
-	cfg.naddrs = cli->naddrs;
-	cfg.timeout_ms = cli->timeout_ms;
-	cfg.retry_ms = cli->retry_ms;
-	cfg.tls = cli->tls;
-	cfg.server_name = cli->tlsopt.server_name;
+	cli_kvc_config(cli, &cfg);
 	return check_run(cli->base, &cfg, cli->addr, argc, argv);
+}
+
+static int
+cli_snapshot(struct cli *cli, int argc, char **argv)
+{
+	struct kvc_config	cfg;
+
+	cli_kvc_config(cli, &cfg);
+	return snapshot_run(cli->base, &cfg, argc, argv);
 }
 
 /* The commands help describes: all, or the one named. */

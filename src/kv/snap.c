@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,10 +28,8 @@
 
 #define SNAP_MAGIC	"DSD-SNAP"
 #define SNAP_VERSION	1
-#define SNAP_HDRLEN	64
 #define SNAP_NAME	"snapshot"
 #define SNAP_TMPNAME	"snapshot.tmp"
-#define SNAP_BUFLEN	(1U << 20)
 /* After a failed snapshot, how long snap_poke() waits to start another:
  * the log's size stays over the limit, and every write would fork. */
 #define SNAP_RETRY_SEC	10
@@ -124,6 +124,19 @@ snap_entries_load(struct store *st, const uint8_t *buf, size_t len,
 
 /* Writing. */
 
+/* Milliseconds since the epoch, for the header's "taken" field. */
+static int64_t
+snap_now_ms(void)
+{
+	struct timespec	ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == -1)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Body bytes on their way out: through buf to fd, or with fd -1 only
+ * counted and summed (the first pass of snap_stream()). */
 struct snap_out {
 	int		 fd;
 	uint8_t		*buf;
@@ -147,6 +160,8 @@ snap_emit(struct snap_out *o, const uint8_t *p, size_t len)
 {
 	o->crc = wal_crc32c(o->crc, p, len);
 	o->total += len;
+	if (o->fd == -1)
+		return 0;
 	if (o->len + len > SNAP_BUFLEN) {
 		if (snap_flush(o) == -1)
 			return -1;
@@ -156,6 +171,30 @@ snap_emit(struct snap_out *o, const uint8_t *p, size_t len)
 	memcpy(o->buf + o->len, p, len);
 	o->len += len;
 	return 0;
+}
+
+/* Every entry of the store, in the order store_next() gives; *count is
+ * set to how many.  0, or -1 if writing failed (errno). */
+static int
+snap_body(const struct store *st, struct snap_out *o, uint64_t *count)
+{
+	struct store_entry	*e;
+	uint8_t			 eh[SNAP_ENTHDR];
+	const uint8_t		*key, *data;
+	size_t			 cursor = 0, keylen, datalen;
+
+	*count = 0;
+	while ((e = store_next(st, &cursor)) != NULL) {
+		key = store_entry_key(e, &keylen);
+		data = store_entry_data(e, &datalen);
+		snap_entry_header(eh, e);
+		if (snap_emit(o, eh, sizeof eh) == -1 ||
+		    (keylen != 0 && snap_emit(o, key, keylen) == -1) ||
+		    (datalen != 0 && snap_emit(o, data, datalen) == -1))
+			return -1;
+		(*count)++;
+	}
+	return o->fd == -1 ? 0 : snap_flush(o);
 }
 
 static void
@@ -170,20 +209,40 @@ snap_mkheader(uint8_t *h, const struct snap_info *info, uint64_t bodylen,
 	le_put64(h + 32, info->count);
 	le_put64(h + 40, bodylen);
 	le_put32(h + 48, bodycrc);
+	le_put64(h + 52, (uint64_t)info->taken_ms);
 	le_put32(h + 12, wal_crc32c(0, h, SNAP_HDRLEN));
+}
+
+int
+snap_commit(int dirfd, int fd, const char *tmpname, const char *name,
+    const char **step)
+{
+	int	rv;
+
+	*step = "fsync";
+	if (fsync(fd) == -1) {
+		close(fd);
+		return -1;
+	}
+	*step = "close";
+	if (close(fd) == -1)
+		return -1;
+	*step = "rename";
+	if (renameat(dirfd, tmpname, dirfd, name) == -1)
+		return -1;
+	*step = "fsync of the directory";
+	rv = wal_test_skip("snap-dir") ? 0 : fsync(dirfd);
+	return rv;
 }
 
 /* The body of snap_write(), with a caller's buffer of SNAP_BUFLEN. */
 static int
 snap_write_buf(const char *dir, const struct store *st, uint64_t segno,
-    uint64_t seq, uint8_t *buf, char *err, size_t errlen)
+    uint64_t seq, int64_t taken_ms, uint8_t *buf, char *err, size_t errlen)
 {
 	struct snap_out		 o;
 	struct snap_info	 info;
-	struct store_entry	*e;
-	uint8_t			 h[SNAP_HDRLEN], eh[SNAP_ENTHDR];
-	const uint8_t		*key, *data;
-	size_t			 cursor = 0, keylen, datalen;
+	uint8_t			 h[SNAP_HDRLEN];
 	const char		*step;
 	ssize_t			 n;
 	int			 dirfd, fd = -1;
@@ -198,32 +257,19 @@ snap_write_buf(const char *dir, const struct store *st, uint64_t segno,
 	if (fd == -1)
 		goto fail;
 
-	memset(&o, 0, sizeof o);
-	o.fd = fd;
-	o.buf = buf;
 	/* The header's place, filled in once the body is known. */
 	memset(h, 0, sizeof h);
 	step = "write";
 	if (wal_writeall(fd, h, sizeof h) == -1)
 		goto fail;
-	o.crc = 0;
-	o.total = 0;
-
+	memset(&o, 0, sizeof o);
+	o.fd = fd;
+	o.buf = buf;
 	memset(&info, 0, sizeof info);
-	info.present = 1;
 	info.segno = segno;
 	info.seq = seq;
-	while ((e = store_next(st, &cursor)) != NULL) {
-		key = store_entry_key(e, &keylen);
-		data = store_entry_data(e, &datalen);
-		snap_entry_header(eh, e);
-		if (snap_emit(&o, eh, sizeof eh) == -1 ||
-		    (keylen != 0 && snap_emit(&o, key, keylen) == -1) ||
-		    (datalen != 0 && snap_emit(&o, data, datalen) == -1))
-			goto fail;
-		info.count++;
-	}
-	if (snap_flush(&o) == -1)
+	info.taken_ms = taken_ms;
+	if (snap_body(st, &o, &info.count) == -1)
 		goto fail;
 
 	snap_mkheader(h, &info, o.total, o.crc);
@@ -232,20 +278,9 @@ snap_write_buf(const char *dir, const struct store *st, uint64_t segno,
 			errno = EIO;	/* short write to a regular file */
 		goto fail;
 	}
-	step = "fsync";
-	if (fsync(fd) == -1)
-		goto fail;
-	step = "close";
-	if (close(fd) == -1) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	step = "rename";
-	if (renameat(dirfd, SNAP_TMPNAME, dirfd, SNAP_NAME) == -1)
-		goto fail;
-	step = "fsync of the directory";
-	if (!wal_test_skip("snap-dir") && fsync(dirfd) == -1)
+	n = snap_commit(dirfd, fd, SNAP_TMPNAME, SNAP_NAME, &step);
+	fd = -1;	/* closed by snap_commit(), whatever happened */
+	if (n == -1)
 		goto fail;
 	close(dirfd);
 	return 0;
@@ -271,23 +306,209 @@ snap_write(const char *dir, const struct store *st, uint64_t segno,
 		snprintf(err, errlen, "snapshot: out of memory");
 		return -1;
 	}
-	rc = snap_write_buf(dir, st, segno, seq, buf, err, errlen);
+	rc = snap_write_buf(dir, st, segno, seq, snap_now_ms(), buf, err,
+	    errlen);
 	free(buf);
 	return rc;
 }
 
-/* Loading. */
+/*
+ * A snapshot to a descriptor that cannot seek back for the header (a
+ * pipe), in two passes over a store that does not change: the first
+ * counts and sums the body for the header, the second writes it.  The
+ * passes must agree, or what was sent does not match its header.
+ */
+static int
+snap_stream(int fd, const struct store *st, const struct snap_info *what,
+    uint8_t *buf, char *err, size_t errlen)
+{
+	struct snap_out		 o;
+	struct snap_info	 info = *what;
+	uint8_t			 h[SNAP_HDRLEN];
+	uint64_t		 total, count;
+	uint32_t		 crc;
+
+	memset(&o, 0, sizeof o);
+	o.fd = -1;
+	(void)snap_body(st, &o, &info.count);
+	total = o.total;
+	crc = o.crc;
+	snap_mkheader(h, &info, total, crc);
+	if (wal_writeall(fd, h, sizeof h) == -1)
+		goto fail;
+	memset(&o, 0, sizeof o);
+	o.fd = fd;
+	o.buf = buf;
+	if (snap_body(st, &o, &count) == -1)
+		goto fail;
+	if (count != info.count || o.total != total || o.crc != crc) {
+		snprintf(err, errlen, "the store changed under the snapshot "
+		    "(%" PRIu64 " entries, then %" PRIu64 ")", info.count,
+		    count);
+		return -1;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "write: %s", strerror(errno));
+	return -1;
+}
+
+/* Reading. */
+
+int
+snap_header_parse(const uint8_t *p, struct snap_header *sh, char *err,
+    size_t errlen)
+{
+	uint8_t	h[SNAP_HDRLEN];
+
+	memset(sh, 0, sizeof *sh);
+	if (memcmp(p, SNAP_MAGIC, 8) != 0) {
+		snprintf(err, errlen, "not a dsd snapshot (bad magic)");
+		return -1;
+	}
+	if (le_get32(p + 8) != SNAP_VERSION) {
+		snprintf(err, errlen, "format version %" PRIu32 ", this dsd "
+		    "reads %d", le_get32(p + 8), SNAP_VERSION);
+		return -1;
+	}
+	memcpy(h, p, sizeof h);
+	memset(h + 12, 0, 4);
+	if (wal_crc32c(0, h, sizeof h) != le_get32(p + 12)) {
+		snprintf(err, errlen, "header checksum mismatch");
+		return -1;
+	}
+	sh->bodylen = le_get64(p + 40);
+	sh->bodycrc = le_get32(p + 48);
+	if (sh->bodylen > UINT64_MAX - SNAP_HDRLEN) {
+		snprintf(err, errlen, "the header says %" PRIu64 " bytes of "
+		    "entries", sh->bodylen);
+		return -1;
+	}
+	sh->info.present = 1;
+	sh->info.segno = le_get64(p + 16);
+	sh->info.seq = le_get64(p + 24);
+	sh->info.count = le_get64(p + 32);
+	sh->info.taken_ms = (int64_t)le_get64(p + 52);
+	sh->info.size = SNAP_HDRLEN + sh->bodylen;
+	return 0;
+}
+
+/*
+ * Check a whole snapshot file in memory and load its entries into st:
+ * 0, or -1 with err, whose offsets count from the file's start.  name is
+ * the file as messages call it.
+ */
+static int
+snap_load_map(const uint8_t *map, size_t size, const char *name,
+    struct store *st, struct snap_info *info, char *err, size_t errlen)
+{
+	struct snap_header	 sh;
+	size_t			 used;
+	char			 msg[256];
+
+	if (size < SNAP_HDRLEN) {
+		snprintf(err, errlen, "%s: %zu bytes, shorter than the "
+		    "header", name, size);
+		return -1;
+	}
+	if (snap_header_parse(map, &sh, msg, sizeof msg) == -1) {
+		snprintf(err, errlen, "%s: %s", name, msg);
+		return -1;
+	}
+	if (sh.bodylen != size - SNAP_HDRLEN) {
+		snprintf(err, errlen, "%s: %zu bytes of entries, the header "
+		    "says %" PRIu64, name, size - SNAP_HDRLEN, sh.bodylen);
+		return -1;
+	}
+	if (wal_crc32c(0, map + SNAP_HDRLEN, sh.bodylen) != sh.bodycrc) {
+		snprintf(err, errlen, "%s: checksum mismatch in the entries",
+		    name);
+		return -1;
+	}
+	if (snap_entries_load(st, map + SNAP_HDRLEN, sh.bodylen,
+	    sh.info.count, &used, msg, sizeof msg) == -1) {
+		snprintf(err, errlen, "%s: %s (entries start at offset %d)",
+		    name, msg, SNAP_HDRLEN);
+		return -1;
+	}
+	if (used != sh.bodylen) {
+		snprintf(err, errlen, "%s: offset %zu: data after the last of "
+		    "%" PRIu64 " entries", name, SNAP_HDRLEN + used,
+		    sh.info.count);
+		return -1;
+	}
+	*info = sh.info;
+	return 0;
+}
+
+/* Map an open snapshot file for reading; NULL with err (naming name). */
+static uint8_t *
+snap_map(int fd, const char *name, size_t *sizep, char *err, size_t errlen)
+{
+	struct stat	 sb;
+	uint8_t		*map;
+
+	if (fstat(fd, &sb) == -1) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		return NULL;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", name);
+		return NULL;
+	}
+	*sizep = (size_t)sb.st_size;
+	if (*sizep < SNAP_HDRLEN) {
+		snprintf(err, errlen, "%s: %zu bytes, shorter than the "
+		    "header", name, *sizep);
+		return NULL;
+	}
+	map = mmap(NULL, *sizep, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		snprintf(err, errlen, "%s: mmap: %s", name, strerror(errno));
+		return NULL;
+	}
+	(void)madvise(map, *sizep, MADV_SEQUENTIAL);
+	return map;
+}
+
+/* snap_file_load() on a file already open. */
+static int
+snap_load_fd(int fd, const char *name, struct store *st,
+    struct snap_info *info, char *err, size_t errlen)
+{
+	uint8_t	*map;
+	size_t	 size;
+	int	 rv;
+
+	if ((map = snap_map(fd, name, &size, err, errlen)) == NULL)
+		return -1;
+	rv = snap_load_map(map, size, name, st, info, err, errlen);
+	munmap(map, size);
+	return rv;
+}
+
+int
+snap_file_load(const char *path, struct store *st, struct snap_info *info,
+    char *err, size_t errlen)
+{
+	int	fd, rv;
+
+	memset(info, 0, sizeof *info);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	rv = snap_load_fd(fd, path, st, info, err, errlen);
+	close(fd);
+	return rv;
+}
 
 int
 snap_load(const char *dir, struct store *st, struct snap_info *info,
     char *err, size_t errlen)
 {
-	struct stat	 sb;
-	uint8_t		*map = NULL, h[SNAP_HDRLEN];
-	uint64_t	 bodylen;
-	size_t		 size = 0, used;
-	char		 msg[256];
-	int		 dirfd, fd = -1;
+	char	*name;
+	int	 dirfd, fd, rv;
 
 	memset(info, 0, sizeof *info);
 	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
@@ -299,90 +520,201 @@ snap_load(const char *dir, struct store *st, struct snap_info *info,
 		log_info("snapshot: %s/%s: removed an unfinished snapshot",
 		    dir, SNAP_TMPNAME);
 
-	if ((fd = openat(dirfd, SNAP_NAME, O_RDONLY | O_CLOEXEC)) == -1) {
-		close(dirfd);
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "%s/%s: %s", dir, SNAP_NAME,
-		    strerror(errno));
+	fd = openat(dirfd, SNAP_NAME, O_RDONLY | O_CLOEXEC);
+	close(dirfd);
+	if (fd == -1 && errno == ENOENT)
+		return 0;
+	if (asprintf(&name, "%s/%s", dir, SNAP_NAME) == -1) {
+		snprintf(err, errlen, "snapshot: out of memory");
+		if (fd != -1)
+			close(fd);
 		return -1;
 	}
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		free(name);
+		return -1;
+	}
+	rv = snap_load_fd(fd, name, st, info, err, errlen);
+	close(fd);
+	free(name);
+	return rv;
+}
+
+void
+snap_check_init(struct snap_check *sc)
+{
+	memset(sc, 0, sizeof *sc);
+}
+
+int
+snap_check_update(struct snap_check *sc, const uint8_t *p, size_t len,
+    char *err, size_t errlen)
+{
+	size_t	n;
+
+	if (sc->hgot < SNAP_HDRLEN) {
+		n = SNAP_HDRLEN - sc->hgot;
+		if (n > len)
+			n = len;
+		memcpy(sc->h + sc->hgot, p, n);
+		sc->hgot += n;
+		p += n;
+		len -= n;
+		if (sc->hgot < SNAP_HDRLEN)
+			return 0;
+		if (snap_header_parse(sc->h, &sc->header, err, errlen) == -1)
+			return -1;
+	}
+	if (len > sc->header.bodylen - sc->got) {
+		snprintf(err, errlen, "more than the %" PRIu64 " bytes of "
+		    "entries the header announces", sc->header.bodylen);
+		return -1;
+	}
+	sc->crc = wal_crc32c(sc->crc, p, len);
+	sc->got += len;
+	return 0;
+}
+
+int
+snap_check_end(const struct snap_check *sc, struct snap_info *info,
+    char *err, size_t errlen)
+{
+	if (sc->hgot < SNAP_HDRLEN) {
+		snprintf(err, errlen, "%zu bytes, shorter than the header",
+		    sc->hgot);
+		return -1;
+	}
+	if (sc->got != sc->header.bodylen) {
+		snprintf(err, errlen, "%" PRIu64 " bytes of entries, the "
+		    "header says %" PRIu64, sc->got, sc->header.bodylen);
+		return -1;
+	}
+	if (sc->crc != sc->header.bodycrc) {
+		snprintf(err, errlen, "checksum mismatch in the entries");
+		return -1;
+	}
+	if (info != NULL)
+		*info = sc->header.info;
+	return 0;
+}
+
+/* Restoring. */
+
+/* Whether dir holds nothing but "." and "..": 1, 0, or -1 (errno). */
+static int
+snap_dir_empty(const char *dir)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 empty = 1;
+
+	if ((d = opendir(dir)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0) {
+			empty = 0;
+			break;
+		}
+	closedir(d);
+	return empty;
+}
+
+/* fsync the directory that holds path, so that a new entry for it is
+ * durable. */
+static int
+snap_sync_parent(const char *path)
+{
+	char	*copy;
+	int	 fd, rv = -1;
+
+	if ((copy = strdup(path)) == NULL)
+		return -1;
+	if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) != -1) {
+		rv = fsync(fd);
+		close(fd);
+	}
+	free(copy);
+	return rv;
+}
+
+int
+snap_restore(const char *path, const char *dir, struct snap_info *info,
+    char *err, size_t errlen)
+{
+	struct store	*check;
+	uint8_t		*map = NULL;
+	size_t		 size = 0;
+	const char	*step = "";
+	int		 fd, dirfd = -1, out = -1, made = 0, rv;
+
+	memset(info, 0, sizeof *info);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* The very bytes checked are the ones copied: a loaded store is
+	 * what the server will build from them. */
+	if ((map = snap_map(fd, path, &size, err, errlen)) == NULL)
+		goto fail;
+	if ((check = store_new()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	rv = snap_load_map(map, size, path, check, info, err, errlen);
+	store_free(check);
+	if (rv == -1)
+		goto fail;
+
+	if (mkdir(dir, 0700) == 0)
+		made = 1;
+	else if (errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		goto fail;
+	} else if ((rv = snap_dir_empty(dir)) != 1) {
+		snprintf(err, errlen, "%s: %s", dir, rv == -1 ?
+		    strerror(errno) : "not empty: restore makes a new data "
+		    "directory");
+		goto fail;
+	}
+	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	step = "create";
+	if ((out = openat(dirfd, SNAP_TMPNAME, O_WRONLY | O_CREAT | O_EXCL |
+	    O_CLOEXEC, 0600)) == -1)
+		goto fail_io;
+	step = "write";
+	if (wal_writeall(out, map, size) == -1)
+		goto fail_io;
+	rv = snap_commit(dirfd, out, SNAP_TMPNAME, SNAP_NAME, &step);
+	out = -1;
+	if (rv == -1)
+		goto fail_io;
+	step = "fsync of the parent directory";
+	if (made && snap_sync_parent(dir) == -1)
+		goto fail_io;
 	close(dirfd);
-	if (fstat(fd, &sb) == -1) {
-		snprintf(err, errlen, "%s/%s: %s", dir, SNAP_NAME,
-		    strerror(errno));
-		goto fail;
-	}
-	size = (size_t)sb.st_size;
-	if (size < SNAP_HDRLEN) {
-		snprintf(err, errlen, "%s/%s: %zu bytes, shorter than the "
-		    "header", dir, SNAP_NAME, size);
-		goto fail;
-	}
-	map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (map == MAP_FAILED) {
-		map = NULL;
-		snprintf(err, errlen, "%s/%s: mmap: %s", dir, SNAP_NAME,
-		    strerror(errno));
-		goto fail;
-	}
-	(void)madvise(map, size, MADV_SEQUENTIAL);
-
-	memcpy(h, map, sizeof h);
-	memset(h + 12, 0, 4);
-	if (memcmp(map, SNAP_MAGIC, 8) != 0) {
-		snprintf(err, errlen, "%s/%s: not a dsd snapshot (bad magic)",
-		    dir, SNAP_NAME);
-		goto fail;
-	}
-	if (le_get32(map + 8) != SNAP_VERSION) {
-		snprintf(err, errlen, "%s/%s: format version %" PRIu32 ", "
-		    "this dsd reads %d", dir, SNAP_NAME, le_get32(map + 8),
-		    SNAP_VERSION);
-		goto fail;
-	}
-	if (wal_crc32c(0, h, sizeof h) != le_get32(map + 12)) {
-		snprintf(err, errlen, "%s/%s: header checksum mismatch", dir,
-		    SNAP_NAME);
-		goto fail;
-	}
-	bodylen = le_get64(map + 40);
-	if (bodylen != size - SNAP_HDRLEN) {
-		snprintf(err, errlen, "%s/%s: %zu bytes of entries, the header "
-		    "says %" PRIu64, dir, SNAP_NAME, size - SNAP_HDRLEN,
-		    bodylen);
-		goto fail;
-	}
-	if (wal_crc32c(0, map + SNAP_HDRLEN, bodylen) !=
-	    le_get32(map + 48)) {
-		snprintf(err, errlen, "%s/%s: checksum mismatch in the entries",
-		    dir, SNAP_NAME);
-		goto fail;
-	}
-
-	info->segno = le_get64(map + 16);
-	info->seq = le_get64(map + 24);
-	info->count = le_get64(map + 32);
-	info->size = size;
-	if (snap_entries_load(st, map + SNAP_HDRLEN, bodylen, info->count,
-	    &used, msg, sizeof msg) == -1) {
-		/* The offsets count from the file's start. */
-		snprintf(err, errlen, "%s/%s: %s (entries start at offset "
-		    "%d)", dir, SNAP_NAME, msg, SNAP_HDRLEN);
-		goto fail;
-	}
-	if (used != bodylen) {
-		snprintf(err, errlen, "%s/%s: offset %zu: data after the last "
-		    "of %" PRIu64 " entries", dir, SNAP_NAME, SNAP_HDRLEN + used,
-		    info->count);
-		goto fail;
-	}
 	munmap(map, size);
 	close(fd);
-	info->present = 1;
 	return 0;
 
+fail_io:
+	snprintf(err, errlen, "%s/%s: %s: %s", dir, SNAP_TMPNAME, step,
+	    strerror(errno));
 fail:
+	if (out != -1)
+		close(out);
+	if (dirfd != -1) {
+		(void)unlinkat(dirfd, SNAP_TMPNAME, 0);
+		(void)unlinkat(dirfd, SNAP_NAME, 0);
+		close(dirfd);
+	}
+	if (made)
+		(void)rmdir(dir);
 	if (map != NULL)
 		munmap(map, size);
 	close(fd);
@@ -426,12 +758,10 @@ snap_recover(struct store *st, const struct wal_config *cfg,
 
 /* Background snapshots. */
 
-/* The child: write, and say how it went through the exit status. */
-static void __attribute__((noreturn))
-snap_child_main(struct snap *s, pid_t parent)
+/* What every snapshot child does first, right after fork(). */
+static void
+snap_child_init(pid_t parent)
 {
-	char	err[512];
-
 	/*
 	 * Die with the server: this child holds the data directory's lock
 	 * (inherited), so after a kill -9 of the server a restart would be
@@ -448,12 +778,92 @@ snap_child_main(struct snap *s, pid_t parent)
 	signal(SIGHUP, SIG_DFL);
 	signal(SIGCHLD, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+/* The child: write, and say how it went through the exit status. */
+static void __attribute__((noreturn))
+snap_child_main(struct snap *s, pid_t parent)
+{
+	char	err[512];
+
+	snap_child_init(parent);
 	if (snap_write_buf(s->dir, s->store, s->pending.segno,
-	    s->pending.seq, s->buf, err, sizeof err) == -1) {
+	    s->pending.seq, s->pending.taken_ms, s->buf, err,
+	    sizeof err) == -1) {
 		log_warnx("snapshot: %s", err);
 		_exit(1);
 	}
 	_exit(0);
+}
+
+/* The streaming child (snap_fork_stream()). */
+static void __attribute__((noreturn))
+snap_stream_main(int fd, const struct store *st, const struct snap_info *info,
+    uint8_t *buf, pid_t parent)
+{
+	char	err[512];
+
+	snap_child_init(parent);
+	/*
+	 * Hold nothing of the server's but the pipe (and stderr): a client
+	 * connection the server closes must really close, and the data
+	 * directory's lock go with the server, however long the reader
+	 * takes.  Closing our copies releases nothing of the parent's.
+	 */
+	if (fd > 3)
+		(void)close_range(3, (unsigned)fd - 1, 0);
+	(void)close_range((unsigned)fd + 1, ~0U, 0);
+	if (snap_stream(fd, st, info, buf, err, sizeof err) == -1) {
+		/* A reader gone away (EPIPE) is the parent's to report. */
+		if (errno != EPIPE)
+			log_warnx("snapshot: streaming child: %s", err);
+		_exit(1);
+	}
+	_exit(0);
+}
+
+pid_t
+snap_fork_stream(int fd, const struct store *st, uint64_t seq,
+    uint8_t *buf)
+{
+	struct snap_info	info;
+	pid_t			pid, parent = getpid();
+
+	memset(&info, 0, sizeof info);
+	info.seq = seq;
+	info.taken_ms = snap_now_ms();
+	/* The CRC's tables, made now rather than in the child. */
+	(void)wal_crc32c(0, NULL, 0);
+	if ((pid = fork()) == 0)
+		snap_stream_main(fd, st, &info, buf, parent);
+	return pid;
+}
+
+void
+snap_kill(pid_t pid)
+{
+	int	status;
+
+	(void)kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+}
+
+int
+snap_reap(pid_t pid, int *status)
+{
+	pid_t	r;
+
+	do
+		r = waitpid(pid, status, WNOHANG);
+	while (r == -1 && errno == EINTR);
+	if (r == 0)
+		return 0;
+	if (r == -1) {
+		log_warn("snapshot: waitpid %ld", (long)pid);
+		*status = 0xff00;	/* as if exit 255 */
+	}
+	return 1;
 }
 
 /* The size of the snapshot file, or 0 if it cannot be read. */
@@ -507,22 +917,11 @@ static void
 snap_chld_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct snap	*s = arg;
-	pid_t		 r;
 	int		 status;
 
 	/* Reap only our own child: other modules may have theirs. */
-	if (s->pid == -1)
-		return;
-	do
-		r = waitpid(s->pid, &status, WNOHANG);
-	while (r == -1 && errno == EINTR);
-	if (r == 0)
-		return;
-	if (r == -1) {
-		log_warn("snapshot: waitpid %ld", (long)s->pid);
-		status = 0xff00;	/* as if exit 255 */
-	}
-	snap_finish(s, status);
+	if (s->pid != -1 && snap_reap(s->pid, &status))
+		snap_finish(s, status);
 }
 
 static void
@@ -556,6 +955,7 @@ snap_start(struct snap *s, int force)
 	s->pending.segno = segno;
 	s->pending.seq = seq;
 	s->pending.count = store_count(s->store);
+	s->pending.taken_ms = snap_now_ms();
 	s->pending_mark = wal_appended(s->wal);
 
 	/* Between wal_rotate() and fork() nothing may touch the store. */
@@ -646,6 +1046,7 @@ snap_shutdown(struct snap *s, int save)
 {
 	char		err[512];
 	uint64_t	segno, seq;
+	int64_t		taken_ms;
 	pid_t		r;
 	int		status;
 
@@ -663,12 +1064,14 @@ snap_shutdown(struct snap *s, int save)
 		log_warn("snapshot: cannot end the log segment");
 		return -1;
 	}
-	if (snap_write_buf(s->dir, s->store, segno, seq, s->buf, err,
-	    sizeof err) == -1) {
+	taken_ms = snap_now_ms();
+	if (snap_write_buf(s->dir, s->store, segno, seq, taken_ms, s->buf,
+	    err, sizeof err) == -1) {
 		log_warnx("snapshot: %s", err);
 		return -1;
 	}
 	s->last.present = 1;
+	s->last.taken_ms = taken_ms;
 	s->last.segno = segno;
 	s->last.seq = seq;
 	s->last.count = store_count(s->store);
@@ -683,15 +1086,10 @@ snap_shutdown(struct snap *s, int save)
 void
 snap_free(struct snap *s)
 {
-	int	status;
-
 	if (s == NULL)
 		return;
-	if (s->pid != -1) {
-		kill(s->pid, SIGKILL);
-		while (waitpid(s->pid, &status, 0) == -1 && errno == EINTR)
-			;
-	}
+	if (s->pid != -1)
+		snap_kill(s->pid);
 	if (s->ev_timer != NULL)
 		event_free(s->ev_timer);
 	if (s->ev_chld != NULL)

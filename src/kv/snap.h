@@ -16,11 +16,22 @@
  *
  *	"DSD-SNAP", u32 version (1), u32 CRC-32C of the header (this field
  *	zero), u64 last log segment covered, u64 last record covered,
- *	u64 entries, u64 body length, u32 CRC-32C of the body, 12 bytes zero
+ *	u64 entries, u64 body length, u32 CRC-32C of the body, i64 when
+ *	the state was taken (ms since the epoch; zero in the files of dsd
+ *	before it was kept, which read the same), 4 bytes zero
  *
  * then per entry: u32 keylen, u32 datalen, i64 version, i64 timestamp,
  * key (canonical), data.  Loading checks all of it and refuses a file
  * that does not add up, naming what is wrong.
+ *
+ * The same file is a backup: a server streams one of its state (the
+ * dsd.kvdb.v1.Maintenance service, kv/backup.h) written by a forked child
+ * into a pipe (snap_fork_stream()), a client checks it as it arrives
+ * (snap_check_*) or on disk (snap_file_load()), and snap_restore() makes
+ * a data directory of it.  A backup covers segment 0 (no log of this
+ * directory's) up to its server's last record, or its Raft applied index
+ * for kvdb-replicated: a kvdb started on the restored directory numbers
+ * its records on from there.
  *
  * Threads: all of it runs on the loop thread (and in the child).
  *
@@ -53,7 +64,10 @@ struct snap_info {
 	uint64_t	seq;
 	uint64_t	count;		/* entries */
 	uint64_t	size;		/* bytes of the file */
+	int64_t		taken_ms;	/* ms since the epoch; 0: not kept */
 };
+
+#define SNAP_HDRLEN	64
 
 /* Called on the loop when a background snapshot has ended. */
 typedef void	(*snap_done_cb)(void *arg, int ok, const struct snap_info *);
@@ -107,6 +121,80 @@ int		 snap_entries_load(struct store *, const uint8_t *buf,
  * the file: free it.  A leftover snapshot.tmp is removed. */
 int		 snap_load(const char *dir, struct store *, struct snap_info *,
 		    char *err, size_t errlen);
+/* The same for the snapshot file at path (a backup): every check of the
+ * format, the keys loaded into an empty store. */
+int		 snap_file_load(const char *path, struct store *,
+		    struct snap_info *, char *err, size_t errlen);
+
+/*
+ * A header on its own (SNAP_HDRLEN bytes): magic, version and checksum
+ * checked, the rest read.  0, or -1 with err saying what is wrong.
+ */
+struct snap_header {
+	struct snap_info info;		/* size: header and body */
+	uint64_t	 bodylen;
+	uint32_t	 bodycrc;
+};
+int		 snap_header_parse(const uint8_t *, struct snap_header *,
+		    char *err, size_t errlen);
+/*
+ * A snapshot file checked as its bytes go by, without keeping them: the
+ * header, then the body's length and checksum.  snap_check_update() takes
+ * the next bytes, and fails (-1, err) at a bad header or at bytes past the
+ * length the header announces; snap_check_end() says whether all of it
+ * came and adds up, and fills *info (if not NULL).  The entries are not
+ * parsed: snap_file_load() does that.
+ */
+struct snap_check {
+	uint8_t			h[SNAP_HDRLEN];
+	size_t			hgot;
+	struct snap_header	header;	/* once hgot == SNAP_HDRLEN */
+	uint64_t		got;	/* body bytes */
+	uint32_t		crc;
+};
+void		 snap_check_init(struct snap_check *);
+int		 snap_check_update(struct snap_check *, const uint8_t *,
+		    size_t, char *err, size_t errlen);
+int		 snap_check_end(const struct snap_check *,
+		    struct snap_info *, char *err, size_t errlen);
+
+/*
+ * Make dir a data directory holding the snapshot file at path, which is
+ * checked first as snap_file_load() does (needing as much memory as the
+ * server will).  dir is made (mode 0700) if missing; one that exists must
+ * be empty.  The bytes checked are written to dir/snapshot.tmp, fsynced,
+ * renamed to dir/snapshot, and dir fsynced, and the directory holding dir
+ * too if dir was made.  0 with *info, or -1 with err, having left dir as
+ * it was (removed again if it was made).
+ */
+int		 snap_restore(const char *path, const char *dir,
+		    struct snap_info *, char *err, size_t errlen);
+/*
+ * Make a written file durable under its name: fsync fd, close it (in any
+ * case), rename tmpname to name in dirfd, fsync dirfd.  0, or -1 with
+ * errno and *step naming what failed.  Snapshots use it, and so does
+ * dsd-cli's snapshot save.
+ */
+int		 snap_commit(int dirfd, int fd, const char *tmpname,
+		    const char *name, const char **step);
+
+/*
+ * Stream the store's snapshot, as of now, to fd (a pipe): a child is
+ * forked that writes it, header first (two passes over its copy of the
+ * store), closes every other descriptor it inherited, and exits 0, or 1
+ * if writing failed (a reader gone: EPIPE).  buf (SNAP_BUFLEN bytes,
+ * see snap.c) is used by the child only.  The header says segment 0 and
+ * record seq.  Returns the child's pid, or -1 (errno) if fork() failed;
+ * the caller closes its copy of fd and reaps the child (snap_reap()).
+ */
+pid_t		 snap_fork_stream(int fd, const struct store *,
+		    uint64_t seq, uint8_t *buf);
+#define SNAP_BUFLEN	(1U << 20)
+/* Reap pid if it has ended, without waiting: 1 with its wait status, 0 if
+ * it runs on.  Only that child: other modules may have theirs. */
+int		 snap_reap(pid_t pid, int *status);
+/* Kill pid and wait for it (on the way out). */
+void		 snap_kill(pid_t pid);
 /* Write a snapshot of the store, in this process, now: tmp, fsync,
  * rename, fsync of the directory.  0, or -1 with err set. */
 int		 snap_write(const char *dir, const struct store *,

@@ -1,6 +1,7 @@
 /*
- * Unary gRPC over h2; the contract is in grpc.h, the wire rules in gRPC's
- * PROTOCOL-HTTP2 document and ../shared/docs/grpc-notes.md.
+ * gRPC over h2, unary and server streaming; the contract is in grpc.h,
+ * the wire rules in gRPC's PROTOCOL-HTTP2 document and
+ * ../shared/docs/grpc-notes.md.
  *
  * Compression is answered UNIMPLEMENTED (with grpc-accept-encoding:
  * identity, as the spec asks) rather than supported with zlib: clients
@@ -11,8 +12,9 @@
  *
  * A call is shared by two owners, each of which lets go independently:
  * the h2 stream (until stream_close) and the handler (from the handler's
- * start until its grpc_call_reply()/grpc_call_error()).  It is freed when
- * both have let go, by whichever goes second.
+ * start until its grpc_call_reply(), grpc_call_error() or
+ * grpc_call_end()).  It is freed when both have let go, by whichever goes
+ * second.
  */
 #include "config.h"
 
@@ -56,6 +58,7 @@ struct grpc_call {
 #define GRPC_C_CTYPE		0x08	/* content-type application/grpc */
 #define GRPC_C_ENCODING		0x10	/* an encoding we cannot read */
 #define GRPC_C_BAD_TIMEOUT	0x20	/* grpc-timeout malformed */
+#define GRPC_C_STREAMING	0x40	/* headers sent, messages follow */
 	int64_t			 timeout_us;	/* -1: none */
 	struct event		*deadline;
 	struct timeval		 expires;	/* of the deadline, if any */
@@ -72,6 +75,8 @@ struct grpc_call {
 
 	grpc_cancel_fn		 cancel;
 	void			*cancel_arg;
+	grpc_writable_fn	 writable;
+	void			*writable_arg;
 };
 
 static void	grpc_health_check(struct grpc_call *, const uint8_t *, size_t,
@@ -258,7 +263,12 @@ grpc_send_status(struct grpc_call *call, const char *http,
 	log_debug("grpc: stream %d: %s%s%s", h2_stream_id(call->stream),
 	    grpc_status_name(status), msg != NULL ? ": " : "",
 	    msg != NULL ? msg : "");
-	rv = h2_stream_respond(call->stream, h, n, NULL, NULL, 0);
+	/* After streamed messages the status goes in trailers; :status and
+	 * content-type went with the headers. */
+	if (call->flags & GRPC_C_STREAMING)
+		rv = h2_stream_end(call->stream, h + 2, n - 2);
+	else
+		rv = h2_stream_respond(call->stream, h, n, NULL, NULL, 0);
 	free(enc);
 	grpc_call_answered(call);
 	if (rv == -1)
@@ -266,20 +276,20 @@ grpc_send_status(struct grpc_call *call, const char *http,
 	return rv;
 }
 
-/* Headers, one message, trailers grpc-status 0. */
+static const struct h2_header grpc_reply_headers[] = {
+	{ ":status", "200", 0 },
+	{ "content-type", "application/grpc", 0 },
+};
+
+/*
+ * A message with its prefix into the server's scratch buffer.  Returns 0,
+ * or -1 after answering RESOURCE_EXHAUSTED if memory ran out.
+ */
 static int
-grpc_send_message(struct grpc_call *call, const void *data, size_t len)
+grpc_frame_message(struct grpc_call *call, const void *data, size_t len)
 {
-	static const struct h2_header hdrs[] = {
-		{ ":status", "200", 0 },
-		{ "content-type", "application/grpc", 0 },
-	};
-	static const struct h2_header trailers[] = {
-		{ "grpc-status", "0", 0 },
-	};
 	struct evbuffer		*b = call->srv->scratch;
 	uint8_t			 prefix[GRPC_PREFIX];
-	int			 rv;
 
 	prefix[0] = 0;
 	prefix[1] = (uint8_t)(len >> 24);
@@ -294,7 +304,23 @@ grpc_send_message(struct grpc_call *call, const void *data, size_t len)
 		    "out of memory for the reply", 0);
 		return -1;
 	}
-	rv = h2_stream_respond(call->stream, hdrs, 2, b, trailers, 1);
+	return 0;
+}
+
+/* Headers, one message, trailers grpc-status 0. */
+static int
+grpc_send_message(struct grpc_call *call, const void *data, size_t len)
+{
+	static const struct h2_header trailers[] = {
+		{ "grpc-status", "0", 0 },
+	};
+	struct evbuffer		*b = call->srv->scratch;
+	int			 rv;
+
+	if (grpc_frame_message(call, data, len) == -1)
+		return -1;
+	rv = h2_stream_respond(call->stream, grpc_reply_headers, 2, b,
+	    trailers, 1);
 	evbuffer_drain(b, evbuffer_get_length(b));
 	grpc_call_answered(call);
 	if (rv == -1)
@@ -302,25 +328,86 @@ grpc_send_message(struct grpc_call *call, const void *data, size_t len)
 	return rv;
 }
 
+/* Whether a reply message of len bytes may be sent; if not, the call is
+ * answered RESOURCE_EXHAUSTED. */
+static int
+grpc_reply_fits(struct grpc_call *call, size_t len)
+{
+	char	msg[96];
+
+	if (len <= call->srv->cfg.max_send_message && len <= UINT32_MAX)
+		return 1;
+	snprintf(msg, sizeof msg, "reply of %zu bytes is over the limit of "
+	    "%zu", len, call->srv->cfg.max_send_message);
+	(void)grpc_send_status(call, "200", GRPC_RESOURCE_EXHAUSTED, msg, 0);
+	return 0;
+}
+
 int
 grpc_call_reply(struct grpc_call *call, const void *data, size_t len)
 {
-	char	msg[96];
 	int	rv = -1;
 
-	if (grpc_call_alive(call)) {
-		if (len > call->srv->cfg.max_send_message ||
-		    len > UINT32_MAX) {
-			snprintf(msg, sizeof msg, "reply of %zu bytes is over "
-			    "the limit of %zu", len,
-			    call->srv->cfg.max_send_message);
-			(void)grpc_send_status(call, "200",
-			    GRPC_RESOURCE_EXHAUSTED, msg, 0);
+	if (grpc_call_alive(call) && grpc_reply_fits(call, len)) {
+		if (call->flags & GRPC_C_STREAMING) {
+			if ((rv = grpc_call_send(call, data, len)) == 0)
+				rv = grpc_send_status(call, "200", GRPC_OK,
+				    NULL, 0);
 		} else
 			rv = grpc_send_message(call, data, len);
 	}
 	grpc_call_release(call);
 	return rv;
+}
+
+int
+grpc_call_send(struct grpc_call *call, const void *data, size_t len)
+{
+	struct evbuffer	*b;
+	int		 rv;
+
+	if (!grpc_call_alive(call) || !grpc_reply_fits(call, len))
+		return -1;
+	b = call->srv->scratch;
+	if (grpc_frame_message(call, data, len) == -1)
+		return -1;
+	if (!(call->flags & GRPC_C_STREAMING)) {
+		if (h2_stream_start(call->stream, grpc_reply_headers,
+		    2) == -1) {
+			evbuffer_drain(b, evbuffer_get_length(b));
+			grpc_call_answered(call);
+			h2_stream_reset(call->stream, 2 /* INTERNAL_ERROR */);
+			return -1;
+		}
+		call->flags |= GRPC_C_STREAMING;
+	}
+	rv = h2_stream_write(call->stream, b);
+	evbuffer_drain(b, evbuffer_get_length(b));
+	if (rv == -1) {
+		/* The client must not take what it got for the whole. */
+		grpc_call_answered(call);
+		h2_stream_reset(call->stream, 2 /* INTERNAL_ERROR */);
+	}
+	return rv;
+}
+
+int
+grpc_call_end(struct grpc_call *call)
+{
+	return grpc_call_error(call, GRPC_OK, NULL);
+}
+
+size_t
+grpc_call_queued(const struct grpc_call *call)
+{
+	return call->stream != NULL ? h2_stream_queued(call->stream) : 0;
+}
+
+void
+grpc_call_on_writable(struct grpc_call *call, grpc_writable_fn fn, void *arg)
+{
+	call->writable = fn;
+	call->writable_arg = arg;
 }
 
 int
@@ -709,6 +796,15 @@ grpc_stream_close(struct h2_stream *stream, void *user, uint32_t error_code)
 		grpc_call_cancelled(call);
 }
 
+static void
+grpc_stream_writable(struct h2_stream *stream, void *user)
+{
+	struct grpc_call	*call = user;
+
+	if (grpc_call_alive(call) && call->writable != NULL)
+		call->writable(call, call->writable_arg);
+}
+
 static const struct h2_callbacks grpc_h2_callbacks = {
 	grpc_stream_open,
 	grpc_stream_header,
@@ -717,6 +813,7 @@ static const struct h2_callbacks grpc_h2_callbacks = {
 	grpc_stream_over_budget,
 	grpc_stream_request_done,
 	grpc_stream_close,
+	grpc_stream_writable,
 };
 
 /* The health service (grpc/doc/health-checking.md), on the wire by hand:

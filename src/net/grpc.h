@@ -1,9 +1,9 @@
 /*
- * A unary gRPC server on top of h2 (h2.h): the wire rules of gRPC's
- * PROTOCOL-HTTP2 document, a method table, asynchronous handlers, and the
- * standard health service.  It knows nothing of what the messages mean:
- * handlers get request bytes and answer with reply bytes (protobuf-c or
- * anything else).
+ * A gRPC server on top of h2 (h2.h), for unary and server-streaming
+ * methods: the wire rules of gRPC's PROTOCOL-HTTP2 document, a method
+ * table, asynchronous handlers, and the standard health service.  It
+ * knows nothing of what the messages mean: handlers get request bytes and
+ * answer with reply bytes (protobuf-c or anything else).
  *
  * What a request must look like, and what it gets otherwise:
  * - :method POST, else HTTP 405; content-type application/grpc or
@@ -22,13 +22,15 @@
  *   is never buffered); none, two, or a truncated one gets INTERNAL.
  * Answers carry :status 200, content-type application/grpc, one message
  * and trailers grpc-status 0; errors are trailers-only (one HEADERS frame
- * with grpc-status and the percent-encoded grpc-message).
+ * with grpc-status and the percent-encoded grpc-message).  A streamed
+ * answer (grpc_call_send()) carries any number of messages, then the
+ * status, OK or not, in trailers.
  *
  * Call lifetime (struct grpc_call):
  * - The handler is called once the request is complete and owns the call
- *   from then on, until it calls grpc_call_reply() or grpc_call_error()
- *   exactly once -- now, from a callback much later (after an fsync or a
- *   Raft commit), or from its cancel function.  That call releases the
+ *   from then on, until it calls grpc_call_reply(), grpc_call_error() or
+ *   grpc_call_end() exactly once -- now, from a callback much later
+ *   (after an fsync or a Raft commit), or from its cancel function.  That call releases the
  *   handle; the pointer must not be used after it.
  * - The client may go away first (RST_STREAM, a closed connection, server
  *   shutdown) or the deadline may pass.  The call is then dead: the
@@ -81,6 +83,8 @@ typedef void	(*grpc_handler_fn)(struct grpc_call *, const uint8_t *req,
 		    size_t len, void *arg);
 /* Called at most once, when a call dies before its handler answered. */
 typedef void	(*grpc_cancel_fn)(struct grpc_call *, void *arg);
+/* A streamed answer has sent every message given so far. */
+typedef void	(*grpc_writable_fn)(struct grpc_call *, void *arg);
 
 struct grpc_method {
 	const char	*path;		/* "/package.Service/Method"; NULL ends */
@@ -147,6 +151,27 @@ int		 grpc_call_reply(struct grpc_call *, const void *, size_t);
  * trailers-only.  Releases the call.  Returns as grpc_call_reply(). */
 int		 grpc_call_error(struct grpc_call *, enum grpc_status,
 		    const char *msg);
+/*
+ * Server streaming.  grpc_call_send() sends one message (copied; the
+ * response headers go before the first) and keeps the call: any number
+ * may follow, and grpc_call_end() (status OK) or grpc_call_error() (any
+ * other, after the messages) ends it and releases it, as does
+ * grpc_call_reply() (one last message, then OK).  HTTP/2 flow control
+ * paces the messages: grpc_call_queued() says how many bytes wait for
+ * the client, and the writable function, if set, is called each time
+ * they have all been sent while the call is still open, to send more.
+ * A handler that sends a large answer piece by piece, keeping the queue
+ * small, holds little memory and lets a slow client set the pace.
+ * grpc_call_send() returns 0, or -1 if the call is dead, the message is
+ * over max_send_message, or memory ran out: the call is then answered
+ * (RESOURCE_EXHAUSTED, or a reset), and the handler must still end it to
+ * release it.
+ */
+int		 grpc_call_send(struct grpc_call *, const void *, size_t);
+int		 grpc_call_end(struct grpc_call *);
+size_t		 grpc_call_queued(const struct grpc_call *);
+void		 grpc_call_on_writable(struct grpc_call *, grpc_writable_fn,
+		    void *arg);
 /* Set (or clear, with NULL) the function called if the call dies before
  * the handler answers. */
 void		 grpc_call_on_cancel(struct grpc_call *, grpc_cancel_fn,

@@ -1,4 +1,4 @@
-/* A unary gRPC client on nghttp2 and libevent; see grpc_client.h. */
+/* A gRPC client on nghttp2 and libevent; see grpc_client.h. */
 #include "config.h"
 
 #include <sys/types.h>
@@ -27,6 +27,7 @@
 #include "core/hex.h"
 #include "core/log.h"
 
+#define GRPCC_CANCELLED		1
 #define GRPCC_UNKNOWN		2
 #define GRPCC_DEADLINE		4
 #define GRPCC_PERMISSION	7
@@ -56,6 +57,7 @@ struct grpcc_call {
 	int			 finished;
 	int			 sent;		/* END_STREAM handed out */
 	struct event		*timer;
+	grpcc_msg_fn		 msg;		/* a streamed reply's messages */
 	grpcc_done_fn		 done;
 	void			*arg;
 	TAILQ_ENTRY(grpcc_call)	 entry;
@@ -163,7 +165,14 @@ grpcc_call_finish(struct grpcc_call *c, int status, const char *msg)
 		c->timer = NULL;
 	}
 
-	if (status == 0) {
+	if (status == 0 && c->msg != NULL) {
+		/* The messages went to c->msg as they came: nothing may be
+		 * left of one, or the stream ended inside it. */
+		if (evbuffer_get_length(c->resp) != 0) {
+			status = GRPCC_INTERNAL;
+			msg = "the stream ended inside a message";
+		}
+	} else if (status == 0) {
 		/* One length-prefixed, uncompressed message. */
 		have = evbuffer_get_length(c->resp);
 		p = have >= 5 ? evbuffer_pullup(c->resp, -1) : NULL;
@@ -351,6 +360,54 @@ grpcc_on_header(nghttp2_session *s, const nghttp2_frame *f,
 	return 0;
 }
 
+/* Stop a call's stream and complete it with status. */
+static void
+grpcc_call_cancel(struct grpcc_call *c, int status, const char *why)
+{
+	nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE, c->id,
+	    NGHTTP2_CANCEL);
+	grpcc_call_finish(c, status, why);
+}
+
+/* Hand the whole messages of a streamed reply to c->msg, keeping the
+ * start of the next. */
+static void
+grpcc_stream_messages(struct grpcc_call *c)
+{
+	unsigned char	*p;
+	size_t		 have;
+	uint32_t	 mlen;
+
+	while (!c->finished && (have = evbuffer_get_length(c->resp)) >= 5) {
+		p = evbuffer_pullup(c->resp, 5);
+		mlen = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 |
+		    (uint32_t)p[3] << 8 | p[4];
+		if (p[0] != 0) {
+			grpcc_call_cancel(c, GRPCC_INTERNAL,
+			    "compressed reply");
+			return;
+		}
+		if (mlen > c->conn->cfg.max_reply) {
+			grpcc_call_cancel(c, GRPCC_RESOURCE,
+			    "reply message too large");
+			return;
+		}
+		if (have < 5 + (size_t)mlen)
+			return;
+		if ((p = evbuffer_pullup(c->resp, 5 + (ssize_t)mlen)) ==
+		    NULL) {
+			grpcc_call_cancel(c, GRPCC_RESOURCE, "out of memory");
+			return;
+		}
+		if (c->msg(c->arg, p + 5, mlen) == -1) {
+			grpcc_call_cancel(c, GRPCC_CANCELLED,
+			    "cancelled by the client");
+			return;
+		}
+		evbuffer_drain(c->resp, 5 + (size_t)mlen);
+	}
+}
+
 static int
 grpcc_on_data(nghttp2_session *s, uint8_t flags, int32_t id,
     const uint8_t *data, size_t len, void *user)
@@ -361,12 +418,17 @@ grpcc_on_data(nghttp2_session *s, uint8_t flags, int32_t id,
 	c = nghttp2_session_get_stream_user_data(s, id);
 	if (c == NULL || c->finished)
 		return 0;
-	if (evbuffer_get_length(c->resp) + len > conn->cfg.max_reply + 5 ||
+	/* A stream's messages leave the buffer as they complete, so only
+	 * one (checked against max_reply by its prefix) and a frame's worth
+	 * after it are ever held. */
+	if ((c->msg == NULL && evbuffer_get_length(c->resp) + len >
+	    conn->cfg.max_reply + 5) ||
 	    evbuffer_add(c->resp, data, len) == -1) {
-		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id,
-		    NGHTTP2_CANCEL);
-		grpcc_call_finish(c, GRPCC_RESOURCE, "reply too large");
+		grpcc_call_cancel(c, GRPCC_RESOURCE, "reply too large");
+		return 0;
 	}
+	if (c->msg != NULL)
+		grpcc_stream_messages(c);
 	return 0;
 }
 
@@ -732,18 +794,40 @@ grpcc_on_deadline(evutil_socket_t fd, short what, void *arg)
 	grpcc_leave(conn);
 }
 
+static int	grpcc_start(struct grpcc_conn *, const char *, const void *,
+		    size_t, int, const struct grpcc_md *, size_t, grpcc_msg_fn,
+		    grpcc_done_fn, void *);
+
 int
 grpcc_call(struct grpcc_conn *conn, const char *path, const void *req,
     size_t len, int timeout_ms, grpcc_done_fn done, void *arg)
 {
-	return grpcc_call_md(conn, path, req, len, timeout_ms, NULL, 0, done,
-	    arg);
+	return grpcc_start(conn, path, req, len, timeout_ms, NULL, 0, NULL,
+	    done, arg);
 }
 
 int
 grpcc_call_md(struct grpcc_conn *conn, const char *path, const void *req,
     size_t len, int timeout_ms, const struct grpcc_md *md, size_t nmd,
     grpcc_done_fn done, void *arg)
+{
+	return grpcc_start(conn, path, req, len, timeout_ms, md, nmd, NULL,
+	    done, arg);
+}
+
+int
+grpcc_call_stream(struct grpcc_conn *conn, const char *path, const void *req,
+    size_t len, int timeout_ms, grpcc_msg_fn msg, grpcc_done_fn done,
+    void *arg)
+{
+	return grpcc_start(conn, path, req, len, timeout_ms, NULL, 0, msg,
+	    done, arg);
+}
+
+static int
+grpcc_start(struct grpcc_conn *conn, const char *path, const void *req,
+    size_t len, int timeout_ms, const struct grpcc_md *md, size_t nmd,
+    grpcc_msg_fn msg, grpcc_done_fn done, void *arg)
 {
 	struct grpcc_call	*c;
 	nghttp2_data_provider	 dp;
@@ -779,6 +863,7 @@ grpcc_call_md(struct grpcc_conn *conn, const char *path, const void *req,
 	c->reqlen = len + 5;
 	c->conn = conn;
 	c->status = -1;
+	c->msg = msg;
 	c->done = done;
 	c->arg = arg;
 

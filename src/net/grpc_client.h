@@ -1,6 +1,7 @@
 /*
- * A unary gRPC client on libevent and nghttp2, for dsd's own tools (the
- * dsd-cli prompt, the dsd-bench load generator, and a replica passing
+ * A gRPC client on libevent and nghttp2, for unary calls and calls with a
+ * streamed reply, for dsd's own tools (the dsd-cli prompt and its
+ * snapshot save, the dsd-bench load generator, and a replica passing
  * requests to its leader): h2c with prior knowledge, or HTTP/2 over TLS
  * with ALPN h2 (net/tls.h); many calls in flight on one connection, a
  * deadline per call.  A TLS handshake that fails (an untrusted or
@@ -92,6 +93,19 @@ int		 grpcc_call_md(struct grpcc_conn *, const char *path,
 		    const void *req, size_t len, int timeout_ms,
 		    const struct grpcc_md *md, size_t nmd, grpcc_done_fn done,
 		    void *arg);
+/*
+ * A call whose reply is a stream of messages (gRPC server streaming):
+ * msg is called for each, in order, with the message (without its
+ * prefix) lent for the duration of the call; it returns 0, or -1 to stop
+ * the call (the server sees it cancelled, and done gets CANCELLED).  Then
+ * done is called once, as for grpcc_call(), with no reply: status 0 only
+ * if the server ended the stream with OK after a whole message.  No
+ * message may be larger than max_reply.  Returns as grpcc_call().
+ */
+typedef int	(*grpcc_msg_fn)(void *arg, const uint8_t *msg, size_t len);
+int		 grpcc_call_stream(struct grpcc_conn *, const char *path,
+		    const void *req, size_t len, int timeout_ms,
+		    grpcc_msg_fn msg, grpcc_done_fn done, void *arg);
 /* Calls started and not yet done. */
 size_t		 grpcc_pending(const struct grpcc_conn *);
 /* Connected, and new calls are accepted. */

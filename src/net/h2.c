@@ -94,6 +94,9 @@ struct h2_stream {
 #define H2_S_RESET		0x4	/* RST_STREAM submitted */
 #define H2_S_GONE		0x8	/* in stream_close: no more frames */
 #define H2_S_WAITING		0x10	/* complete, not handed up: max_held */
+#define H2_S_STREAMING		0x20	/* body open: more may be written */
+#define H2_S_DEFERRED		0x40	/* nghttp2 waits for more body */
+#define H2_S_HUNGRY		0x80	/* body drained: owed a writable call */
 	struct evbuffer		*body;	/* response body not yet framed */
 	nghttp2_nv		*trailers;	/* one allocation, strings too */
 	size_t			 ntrailers;
@@ -116,6 +119,7 @@ struct h2_conn {
 	int			 lingering;	/* see h2_conn_linger */
 	size_t			 held;	/* bytes of every s->body, see max_held */
 	size_t			 nwaiting;	/* streams with H2_S_WAITING */
+	size_t			 nhungry;	/* streams with H2_S_HUNGRY */
 	size_t			 pending;	/* every s->pending */
 	size_t			 nrefused;	/* streams over max_pending */
 	size_t			 nstreams;
@@ -334,6 +338,8 @@ h2_stream_gone(struct h2_stream *s, uint32_t error_code)
 	 * source pointing at this stream after it is freed: refuse it. */
 	s->flags |= H2_S_GONE;
 	h2_wait_set(s, 0);
+	if (s->flags & H2_S_HUNGRY)
+		c->nhungry--;
 	h2_stream_unpend(s);
 	srv->cfg.cb->stream_close(s, s->user, error_code);
 	if (s->body != NULL) {
@@ -593,6 +599,20 @@ h2_read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
 	h2_held_sub(s->conn, (size_t)n);
 	if (evbuffer_get_length(s->body) != 0)
 		return n;
+	if (s->flags & H2_S_STREAMING) {
+		/* Drained, and the upper layer has more to come: ask it for
+		 * more (h2_conn_feed, outside nghttp2), and pause this data
+		 * source until h2_stream_write() or h2_stream_end(). */
+		if (!(s->flags & H2_S_HUNGRY)) {
+			s->flags |= H2_S_HUNGRY;
+			s->conn->nhungry++;
+			h2_conn_kick(s->conn);
+		}
+		if (n > 0)
+			return n;
+		s->flags |= H2_S_DEFERRED;
+		return NGHTTP2_ERR_DEFERRED;
+	}
 	*data_flags |= NGHTTP2_DATA_FLAG_EOF;
 	if (s->ntrailers > 0) {
 		/* gRPC's status travels in trailers: end the DATA without
@@ -676,10 +696,15 @@ h2_nv_copy(const struct h2_header *hs, size_t n)
 	return nv;
 }
 
-int
-h2_stream_respond(struct h2_stream *s, const struct h2_header *hdrs,
+/*
+ * Submit the response headers and, with a body, trailers or streaming,
+ * the data source that frames them: the one path of h2_stream_respond()
+ * and h2_stream_start().
+ */
+static int
+h2_stream_submit(struct h2_stream *s, const struct h2_header *hdrs,
     size_t nhdrs, struct evbuffer *body, const struct h2_header *trailers,
-    size_t ntrailers)
+    size_t ntrailers, int streaming)
 {
 	struct h2_conn		*c = s->conn;
 	nghttp2_nv		 inline_nv[H2_NV_INLINE], *nv = inline_nv;
@@ -696,7 +721,7 @@ h2_stream_respond(struct h2_stream *s, const struct h2_header *hdrs,
 	for (i = 0; i < nhdrs; i++)
 		h2_nv_set(&nv[i], &hdrs[i]);
 
-	if (body != NULL || ntrailers > 0) {
+	if (body != NULL || ntrailers > 0 || streaming) {
 		if ((s->body = evbuffer_new()) == NULL)
 			goto fail;
 		if (body != NULL && evbuffer_add_buffer(s->body, body) == -1)
@@ -718,6 +743,8 @@ h2_stream_respond(struct h2_stream *s, const struct h2_header *hdrs,
 	if (nv != inline_nv)
 		free(nv);
 	s->flags |= H2_S_RESPONDED;
+	if (streaming)
+		s->flags |= H2_S_STREAMING;
 	h2_stream_unpend(s);
 	/* Counted only once nghttp2 has the data provider: from here
 	 * h2_read_body() or h2_stream_gone() takes it off again. */
@@ -739,6 +766,78 @@ fail:
 	s->trailers = NULL;
 	s->ntrailers = 0;
 	return -1;
+}
+
+int
+h2_stream_respond(struct h2_stream *s, const struct h2_header *hdrs,
+    size_t nhdrs, struct evbuffer *body, const struct h2_header *trailers,
+    size_t ntrailers)
+{
+	return h2_stream_submit(s, hdrs, nhdrs, body, trailers, ntrailers, 0);
+}
+
+int
+h2_stream_start(struct h2_stream *s, const struct h2_header *hdrs,
+    size_t nhdrs)
+{
+	return h2_stream_submit(s, hdrs, nhdrs, NULL, NULL, 0, 1);
+}
+
+/* Whether a streamed body may still be added to. */
+static int
+h2_stream_open_body(const struct h2_stream *s)
+{
+	return (s->flags & H2_S_STREAMING) &&
+	    !(s->flags & (H2_S_RESET | H2_S_GONE)) &&
+	    s->conn->state != H2_CLOSING;
+}
+
+/* The data source paused for want of body: let nghttp2 read it again. */
+static void
+h2_stream_wake(struct h2_stream *s)
+{
+	if (s->flags & H2_S_DEFERRED) {
+		s->flags &= ~H2_S_DEFERRED;
+		(void)nghttp2_session_resume_data(s->conn->session, s->id);
+	}
+	h2_conn_kick(s->conn);
+}
+
+int
+h2_stream_write(struct h2_stream *s, struct evbuffer *body)
+{
+	struct h2_conn	*c = s->conn;
+	size_t		 len = evbuffer_get_length(body);
+
+	if (!h2_stream_open_body(s) ||
+	    evbuffer_add_buffer(s->body, body) == -1)
+		return -1;
+	c->held += len;
+	c->srv->held += len;
+	h2_stream_wake(s);
+	return 0;
+}
+
+int
+h2_stream_end(struct h2_stream *s, const struct h2_header *trailers,
+    size_t ntrailers)
+{
+	if (!h2_stream_open_body(s))
+		return -1;
+	if (ntrailers > 0 &&
+	    (s->trailers = h2_nv_copy(trailers, ntrailers)) == NULL)
+		return -1;
+	s->ntrailers = ntrailers;
+	/* h2_read_body() ends the DATA once the body has drained. */
+	s->flags &= ~H2_S_STREAMING;
+	h2_stream_wake(s);
+	return 0;
+}
+
+size_t
+h2_stream_queued(const struct h2_stream *s)
+{
+	return s->body != NULL ? evbuffer_get_length(s->body) : 0;
 }
 
 void
@@ -941,6 +1040,30 @@ h2_conn_resume(struct h2_conn *c)
 	}
 }
 
+/*
+ * Tell the upper layer which streamed bodies have drained, so that it
+ * writes more: outside nghttp2's callbacks, where h2_read_body() found
+ * them empty.  What it writes goes out on the next pass (h2_stream_wake).
+ */
+static void
+h2_conn_feed(struct h2_conn *c)
+{
+	struct h2_server	*srv = c->srv;
+	struct h2_stream	*s;
+
+	/* No stream is freed here: writing and ending only queue. */
+	TAILQ_FOREACH(s, &c->streams, entry) {
+		if (c->nhungry == 0)
+			break;
+		if (!(s->flags & H2_S_HUNGRY))
+			continue;
+		s->flags &= ~H2_S_HUNGRY;
+		c->nhungry--;
+		if (h2_stream_open_body(s) && srv->cfg.cb->writable != NULL)
+			srv->cfg.cb->writable(s, s->user);
+	}
+}
+
 /* The end of every top-level event: write, decide whether to close, and
  * free the connection if it is done.  c must not be used after. */
 static void
@@ -949,6 +1072,8 @@ h2_conn_io(struct h2_conn *c)
 	if (c->state != H2_CLOSING) {
 		if (c->nwaiting > 0)
 			h2_conn_resume(c);
+		if (c->nhungry > 0)
+			h2_conn_feed(c);
 		if (h2_conn_send(c) == -1)
 			h2_conn_closing(c);
 		else if (!nghttp2_session_want_read(c->session) &&

@@ -4,7 +4,8 @@
  * text, or HTTP/2 over TLS with ALPN "h2" (section 3.2; net/tls.h) when
  * the config has a TLS context.
  * It knows nothing of gRPC: it hands request headers and body bytes up
- * through callbacks and sends back complete responses.
+ * through callbacks and sends back complete responses, or streamed ones
+ * whose body is written piece by piece as the peer takes it.
  *
  * One nghttp2_session per connection, one bufferevent per connection, all
  * on the caller's event_base; nothing blocks and there are no threads.
@@ -83,10 +84,10 @@
  *   own list of open streams per connection and walks it.)  After
  *   stream_close the pointer must not be used: the upper layer detaches
  *   whatever it hung on it there.
- * - h2_stream_respond() and h2_stream_reset() may be called from inside
- *   any callback, or later from the loop.  They only queue frames; the
- *   connection writes them on the next loop pass, so no callback ever
- *   sees a connection freed under it.
+ * - h2_stream_respond(), the streaming calls and h2_stream_reset() may be
+ *   called from inside any callback, or later from the loop.  They only
+ *   queue frames; the connection writes them on the next loop pass, so no
+ *   callback ever sees a connection freed under it.
  */
 #ifndef DSD_H2_H
 #define DSD_H2_H
@@ -136,6 +137,9 @@ struct h2_callbacks {
 	 * HTTP/2 code it ended with, 0 for a normal end. */
 	void	 (*stream_close)(struct h2_stream *, void *user,
 		    uint32_t error_code);
+	/* A streamed response (h2_stream_start()) has sent all it was
+	 * given and is still open: write more, or end it.  May be NULL. */
+	void	 (*writable)(struct h2_stream *, void *user);
 };
 
 struct h2_config {
@@ -219,6 +223,27 @@ int		 h2_stream_respond(struct h2_stream *,
 		    const struct h2_header *hdrs, size_t nhdrs,
 		    struct evbuffer *body,
 		    const struct h2_header *trailers, size_t ntrailers);
+/*
+ * A streamed response, for a body made as the peer takes it (gRPC server
+ * streaming): h2_stream_start() submits the headers and opens the body;
+ * h2_stream_write() adds bytes to it (the evbuffer is emptied, as
+ * above); h2_stream_end() closes it, with trailers if ntrailers > 0, sent
+ * once the bytes before them are.  HTTP/2 flow control paces the body:
+ * what the peer's window holds back stays queued (h2_stream_queued()
+ * says how much, and it counts against max_held), and each time the
+ * queue drains the writable callback asks for more.  A writer that keeps
+ * its queue small (refilling from writable) holds little memory however
+ * large the body.  Each returns 0, or -1 if the stream is gone, reset or
+ * not streaming (or, for start, as h2_stream_respond()), or memory ran
+ * out: the caller may then h2_stream_reset().
+ */
+int		 h2_stream_start(struct h2_stream *,
+		    const struct h2_header *hdrs, size_t nhdrs);
+int		 h2_stream_write(struct h2_stream *, struct evbuffer *body);
+int		 h2_stream_end(struct h2_stream *,
+		    const struct h2_header *trailers, size_t ntrailers);
+/* Body bytes submitted and not yet framed (0 without a body). */
+size_t		 h2_stream_queued(const struct h2_stream *);
 /* Reset the stream with an HTTP/2 error code (RST_STREAM). */
 void		 h2_stream_reset(struct h2_stream *, uint32_t error_code);
 

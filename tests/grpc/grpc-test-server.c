@@ -1,6 +1,6 @@
 /*
  * A gRPC server for the transport's tests (tests/grpc/test_grpc.py) and
- * for h2load: the grpc/h2 modules with four test methods.
+ * for h2load: the grpc/h2 modules with five test methods.
  *
  *   /dsd.test.v1.Test/Echo  replies the request bytes
  *   /dsd.test.v1.Test/Slow  request: decimal milliseconds as text; replies
@@ -12,6 +12,11 @@
  *   /dsd.test.v1.Test/Big   request: a decimal byte count; replies that
  *                           many bytes at once, so that a tiny request
  *                           gets a large reply (the held-bytes budget)
+ *   /dsd.test.v1.Test/Count request: "N SIZE [CODE]"; a streamed reply of
+ *                           N messages of SIZE bytes (message i starts
+ *                           with "i."), sent as the client takes them,
+ *                           at most COUNT_QUEUE bytes queued at a time,
+ *                           then status CODE (default 0, OK)
  *
  * usage: grpc-test-server [-v] [-a addr] [-b max-held] [-B max-held-total]
  *            [-g grace-ms] [-H header-bytes] [-i idle-ms] [-m max-message]
@@ -54,6 +59,16 @@ echo(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 {
 	grpc_call_reply(call, req, len);
 }
+
+/* A Count call being streamed. */
+struct count {
+	long			 i, n, size, code;
+	char			*msg;
+};
+
+/* What Count keeps queued for the client at most: the server's memory
+ * for a stream of any length. */
+#define COUNT_QUEUE	(64 * 1024)
 
 static void
 slow_fire(evutil_socket_t fd, short what, void *arg)
@@ -173,11 +188,94 @@ big(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	free(out);
 }
 
+static void
+count_free(struct count *c)
+{
+	free(c->msg);
+	free(c);
+}
+
+static void
+count_cancelled(struct grpc_call *call, void *arg)
+{
+	struct count	*c = arg;
+
+	log_notice("count: cancelled after %ld of %ld messages", c->i, c->n);
+	grpc_call_error(call, GRPC_CANCELLED, NULL);	/* releases it */
+	count_free(c);
+}
+
+/* Send what the queue has room for; end the call after the last. */
+static void
+count_pump(struct grpc_call *call, void *arg)
+{
+	struct count	*c = arg;
+	int		 n;
+
+	while (c->i < c->n && grpc_call_queued(call) < COUNT_QUEUE) {
+		memset(c->msg, '.', (size_t)c->size);
+		n = snprintf(c->msg, (size_t)c->size + 1, "%ld.", c->i);
+		if (n < c->size)
+			c->msg[n] = '.';	/* snprintf's NUL */
+		if (grpc_call_send(call, c->msg, (size_t)c->size) == -1) {
+			log_info("count: send failed at message %ld", c->i);
+			grpc_call_error(call, GRPC_INTERNAL, NULL);
+			count_free(c);
+			return;
+		}
+		c->i++;
+	}
+	if (c->i < c->n)
+		return;
+	if (c->code == 0)
+		grpc_call_end(call);
+	else
+		grpc_call_error(call, (enum grpc_status)c->code, "count ended");
+	count_free(c);
+}
+
+static void
+count(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	struct count	*c;
+	char		 text[64];
+
+	if (len >= sizeof text) {
+		grpc_call_error(call, GRPC_INVALID_ARGUMENT,
+		    "request too long");
+		return;
+	}
+	memcpy(text, req, len);
+	text[len] = '\0';
+	if ((c = calloc(1, sizeof *c)) == NULL) {
+		grpc_call_error(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	if (sscanf(text, "%ld %ld %ld", &c->n, &c->size, &c->code) < 2 ||
+	    c->n < 0 || c->size < 1 || c->size > (1 << 24) || c->code < 0 ||
+	    c->code > 16) {
+		free(c);
+		grpc_call_error(call, GRPC_INVALID_ARGUMENT,
+		    "want \"N SIZE [CODE]\"");
+		return;
+	}
+	/* One spare byte for snprintf's NUL. */
+	if ((c->msg = malloc((size_t)c->size + 1)) == NULL) {
+		free(c);
+		grpc_call_error(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	grpc_call_on_cancel(call, count_cancelled, c);
+	grpc_call_on_writable(call, count_pump, c);
+	count_pump(call, c);
+}
+
 static const struct grpc_method test_methods[] = {
 	{ "/dsd.test.v1.Test/Echo", echo, NULL },
 	{ "/dsd.test.v1.Test/Slow", slow, NULL },
 	{ "/dsd.test.v1.Test/Fail", fail, NULL },
 	{ "/dsd.test.v1.Test/Big", big, NULL },
+	{ "/dsd.test.v1.Test/Count", count, NULL },
 	{ NULL, NULL, NULL }
 };
 

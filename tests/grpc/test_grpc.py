@@ -511,6 +511,90 @@ def main():
         expect(slow(b"100", timeout=5) == b"slept 100", "wrong reply")
     check("Slow answers asynchronously", slow_ok)
 
+    count = ch.unary_stream(TEST + "Count", request_serializer=None,
+                            response_deserializer=None)
+
+    def counted(msgs, size):
+        expect(len(msgs) == len(set(msgs)) and all(
+            len(m) == size and m.startswith((b"%d." % i)[:size])
+            for i, m in enumerate(msgs)), "messages out of order or wrong")
+
+    def stream_ok():
+        for n, size in ((0, 1), (1, 1), (2000, 1000), (3, 1 << 20)):
+            call = count(b"%d %d" % (n, size), timeout=30)
+            msgs = list(call)
+            expect(len(msgs) == n, "%d messages of %d" % (len(msgs), n))
+            counted(msgs, size)
+            expect(call.code() == grpc.StatusCode.OK, "status %s" %
+                   call.code())
+    check("server streaming: 0, 1, 2000 and 3 large messages in order, "
+          "then OK", stream_ok)
+
+    def stream_error():
+        call = count(b"3 10 5", timeout=10)
+        msgs = []
+        try:
+            for m in call:
+                msgs.append(m)
+            raise AssertionError("the stream ended OK")
+        except grpc.RpcError as e:
+            expect(e.code() == grpc.StatusCode.NOT_FOUND and
+                   e.details() == "count ended", "got %s %s" %
+                   (e.code(), e.details()))
+        expect(len(msgs) == 3, "%d messages before the error" % len(msgs))
+        counted(msgs, 10)
+    check("server streaming: an error status in the trailers after the "
+          "messages", stream_error)
+
+    def stream_paced():
+        # 256 MiB to a client that reads one message and then sleeps:
+        # flow control must hold the server back, its memory must not
+        # grow by the stream's size, and nothing may be lost after.
+        before = srv.rss_kib()
+        call = count(b"%d %d" % (16384, 16384), timeout=60)
+        it = iter(call)
+        first = next(it)
+        time.sleep(1)
+        grew = srv.rss_kib() - before
+        expect(grew < 32 * 1024, "the server grew by %d KiB while the "
+               "client did not read" % grew)
+        n, total = 1, len(first)
+        for m in it:
+            expect(m.startswith(b"%d." % n), "message %d out of order" % n)
+            n += 1
+            total += len(m)
+        expect(n == 16384 and total == 16384 * 16384 and
+               call.code() == grpc.StatusCode.OK, "%d messages" % n)
+    check("server streaming: 256 MiB to a slow reader, paced by flow "
+          "control (the server's memory stays flat)", stream_paced)
+
+    def stream_cancel():
+        call = count(b"100000 1000", timeout=30)
+        it = iter(call)
+        for _ in range(5):
+            next(it)
+        call.cancel()
+        deadline = time.monotonic() + 5
+        while not any("count: cancelled after" in line for line in
+                      srv.log) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        expect(any("count: cancelled after" in line for line in srv.log),
+               "the handler was not told of the cancel")
+        expect(echo(b"after", timeout=5) == b"after", "no echo after")
+    check("server streaming: a client that cancels mid-stream: the "
+          "handler is told, the server goes on", stream_cancel)
+
+    def stream_deadline():
+        call = count(b"100000 1000", timeout=0.5)
+        it = iter(call)
+        next(it)
+        time.sleep(1)
+        expect_code(lambda: [m for m in it],
+                    grpc.StatusCode.DEADLINE_EXCEEDED)
+        expect(echo(b"after", timeout=5) == b"after", "no echo after")
+    check("server streaming: a deadline mid-stream ends it "
+          "DEADLINE_EXCEEDED", stream_deadline)
+
     def concurrent_one_channel():
         futs = [echo.future(b"c%d" % i, timeout=20) for i in range(200)]
         for i, f in enumerate(futs):

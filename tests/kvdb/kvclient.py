@@ -5,7 +5,11 @@ and the semantics battery every key-value mode must pass.
 """
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import tempfile
+import time
 
 import grpc
 
@@ -219,11 +223,54 @@ class ServerFiles:
             return f.read().decode(errors="replace")
 
     def cleanup(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
+        # The log first: its path may go through the directory
+        # (DIR/../DIR.log), which cannot be followed once DIR is gone.
         try:
             os.unlink(self.logpath)
         except OSError:
             pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class KvdbServer(ServerFiles):
+    """dsd --mode=kvdb on a free loopback port, with its own data
+    directory (or the one given) and a log file beside it."""
+
+    def __init__(self, dsd, datadir=None, args=()):
+        self.dsd = dsd
+        self.dir = datadir or tempfile.mkdtemp(prefix="dsd-kvdb-test.")
+        self.args = list(args)
+        self.proc = None
+        self.log = None
+        self.logpath = os.path.join(self.dir, "..",
+                                    os.path.basename(self.dir) + ".log")
+
+    def start(self):
+        self.port = free_port()
+        self.addr = "127.0.0.1:%d" % self.port
+        self.log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(
+            [self.dsd, "--mode=kvdb", "--listen", self.addr, "--data-dir",
+             self.dir, "-v"] + self.args,
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=30) if self.proc else None
+        if self.log:
+            self.log.close()
+        return rc
 
 
 def free_port():

@@ -27,8 +27,8 @@ import time
 
 import grpc
 
-from kvclient import (Client, ServerFiles, check, f_bytes, free_port, parse,
-                      results, test_semantics, SUCCESS)
+from kvclient import (Client, KvdbServer, check, f_bytes, parse, results,
+                      test_semantics, SUCCESS)
 
 DSD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "dsd"))
@@ -36,41 +36,8 @@ DSD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(
 
 # -- servers ------------------------------------------------------------------
 
-class Server(ServerFiles):
-    def __init__(self, datadir=None, args=()):
-        self.dir = datadir or tempfile.mkdtemp(prefix="dsd-kvdb-test.")
-        self.args = list(args)
-        self.proc = None
-        self.log = None
-        self.logpath = os.path.join(self.dir, "..",
-                                    os.path.basename(self.dir) + ".log")
-
-    def start(self):
-        self.port = free_port()
-        self.addr = "127.0.0.1:%d" % self.port
-        self.log = open(self.logpath, "ab")
-        self.proc = subprocess.Popen(
-            [DSD, "--mode=kvdb", "--listen", self.addr, "--data-dir",
-             self.dir, "-v"] + self.args,
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return True
-            except OSError:
-                time.sleep(0.05)
-        return False
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout=30) if self.proc else None
-        if self.log:
-            self.log.close()
-        return rc
+def Server(datadir=None, args=()):
+    return KvdbServer(DSD, datadir, args)
 
 
 # -- the checks ---------------------------------------------------------------

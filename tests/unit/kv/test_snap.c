@@ -1,5 +1,7 @@
 /* Unit tests of snapshots: write and load, a forked snapshot taken while
- * writes go on, corrupt files refused, recovery from snapshot plus log. */
+ * writes go on, corrupt files refused, recovery from snapshot plus log;
+ * backups: a snapshot streamed by a child into a pipe and checked as it
+ * arrives, a reader that goes away, restore into a new directory. */
 #include "config.h"
 
 #include <sys/stat.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -300,6 +303,8 @@ file_exists(struct fixture *f, const char *name)
 	return stat(path, &sb) == 0;
 }
 
+static void	flip(int fd, off_t off);
+
 /* The tests. */
 
 static void
@@ -330,6 +335,215 @@ test_write_load_100k(void **state)
 	assert_int_equal(info.count, f->model.count);
 	check_model(back, &f->model);
 	store_free(back);
+}
+
+/* The time the state was taken is in the header. */
+static void
+test_taken_time(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*back = store_new();
+	struct snap_info	 info;
+	char			 err[512] = "";
+	int64_t			 before = (int64_t)time(NULL) * 1000;
+
+	kv(f, STORE_OP_SET, 1, 1);
+	assert_int_equal(snap_write(f->dir, f->store, 1, 1, err, sizeof err),
+	    0);
+	assert_int_equal(snap_load(f->dir, back, &info, err, sizeof err), 0);
+	assert_true(info.taken_ms >= before &&
+	    info.taken_ms <= (int64_t)time(NULL) * 1000 + 1000);
+	store_free(back);
+}
+
+/* Read a streaming child's pipe to its end: the bytes, malloc'ed. */
+static uint8_t *
+read_all(int fd, size_t *len)
+{
+	uint8_t	*buf = NULL;
+	size_t	 cap = 0;
+	ssize_t	 n;
+
+	*len = 0;
+	for (;;) {
+		if (*len == cap) {
+			cap = cap == 0 ? 1 << 16 : cap * 2;
+			assert_non_null(buf = realloc(buf, cap));
+		}
+		n = read(fd, buf + *len, cap - *len);
+		assert_true(n >= 0);
+		if (n == 0)
+			return buf;
+		*len += (size_t)n;
+	}
+}
+
+static int
+wait_child(pid_t pid)
+{
+	int	status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+/* Forked, streamed into a pipe: the bytes check as they come, make a
+ * file that loads into the very state of the fork's moment (the parent's
+ * writes after it are not in it), and the child exits 0. */
+static void
+test_stream(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*back = store_new();
+	struct model		*at_fork = malloc(sizeof *at_fork);
+	struct snap_check	 sc;
+	struct snap_info	 info;
+	uint8_t			*bytes, *buf = malloc(SNAP_BUFLEN);
+	char			 err[512] = "", path[512];
+	size_t			 k, len;
+	pid_t			 pid;
+	int			 fds[2], fd;
+
+	assert_non_null(at_fork);
+	assert_non_null(buf);
+	for (k = 0; k < NKEYS; k++)
+		kv(f, STORE_OP_SET, k, (int64_t)k);
+	for (k = 0; k < NKEYS; k += 5)
+		kv(f, STORE_OP_DEL, k, 0);
+	*at_fork = f->model;
+	assert_int_equal(pipe(fds), 0);
+	pid = snap_fork_stream(fds[1], f->store, 777, buf);
+	assert_true(pid > 0);
+	close(fds[1]);
+	for (k = 1; k < NKEYS; k += 5)
+		kv(f, STORE_OP_TESTANDSET, k, 5);
+	bytes = read_all(fds[0], &len);
+	close(fds[0]);
+	assert_int_equal(wait_child(pid), 0);
+
+	snap_check_init(&sc);
+	/* In uneven pieces, as a network delivers them. */
+	for (k = 0; k < len; k += 1000 + k % 37)
+		assert_int_equal(snap_check_update(&sc, bytes + k,
+		    len - k < 1000 + k % 37 ? len - k : 1000 + k % 37, err,
+		    sizeof err), 0);
+	if (snap_check_end(&sc, &info, err, sizeof err) == -1)
+		fail_msg("snap_check_end: %s", err);
+	assert_int_equal(info.count, at_fork->count);
+	assert_int_equal(info.seq, 777);
+	assert_int_equal(info.segno, 0);
+	assert_int_equal(info.size, len);
+
+	snprintf(path, sizeof path, "%s/backup", f->dir);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT, 0600)) != -1);
+	assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+	close(fd);
+	if (snap_file_load(path, back, &info, err, sizeof err) == -1)
+		fail_msg("snap_file_load: %s", err);
+	check_model(back, at_fork);
+
+	/* Damage as it arrives: a flipped bit, a byte short, one more. */
+	bytes[len / 2] ^= 0x04;
+	snap_check_init(&sc);
+	assert_int_equal(snap_check_update(&sc, bytes, len, err, sizeof err),
+	    0);
+	assert_int_equal(snap_check_end(&sc, NULL, err, sizeof err), -1);
+	assert_non_null(strstr(err, "checksum mismatch"));
+	bytes[len / 2] ^= 0x04;
+	snap_check_init(&sc);
+	assert_int_equal(snap_check_update(&sc, bytes, len - 1, err,
+	    sizeof err), 0);
+	assert_int_equal(snap_check_end(&sc, NULL, err, sizeof err), -1);
+	assert_non_null(strstr(err, "the header says"));
+	snap_check_init(&sc);
+	assert_int_equal(snap_check_update(&sc, bytes, len, err, sizeof err),
+	    0);
+	assert_int_equal(snap_check_update(&sc, bytes, 1, err, sizeof err),
+	    -1);
+	free(bytes);
+	free(buf);
+	free(at_fork);
+	store_free(back);
+}
+
+/* A reader that goes away: the child fails (EPIPE) and exits 1, and is
+ * not left behind. */
+static void
+test_stream_reader_gone(void **state)
+{
+	struct fixture	*f = *state;
+	uint8_t		*buf = malloc(SNAP_BUFLEN), head[100];
+	size_t		 k;
+	ssize_t		 n;
+	pid_t		 pid;
+	int		 fds[2], status;
+
+	assert_non_null(buf);
+	for (k = 0; k < NKEYS; k++)
+		kv(f, STORE_OP_SET, k, (int64_t)k);
+	assert_int_equal(pipe(fds), 0);
+	pid = snap_fork_stream(fds[1], f->store, 1, buf);
+	assert_true(pid > 0);
+	close(fds[1]);
+	for (k = 0; k < sizeof head; k += (size_t)n)
+		assert_true((n = read(fds[0], head + k, sizeof head - k)) > 0);
+	close(fds[0]);
+	status = wait_child(pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	free(buf);
+}
+
+/* Restore: a new directory (made, or empty) gets the snapshot, which a
+ * recovery then loads; a directory with anything in it is refused, and a
+ * damaged file too, leaving no directory behind. */
+static void
+test_restore(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*back = store_new();
+	struct snap_info	 info, rinfo;
+	struct stat		 sb;
+	char			 err[512] = "", file[512], dir[512];
+	char			 path[600];
+	size_t			 k;
+	int			 fd;
+
+	for (k = 0; k < 1000; k++)
+		kv(f, STORE_OP_SET, k, (int64_t)k);
+	assert_int_equal(snap_write(f->dir, f->store, 3, 1000, err,
+	    sizeof err), 0);
+	snprintf(file, sizeof file, "%s/snapshot", f->dir);
+	snprintf(dir, sizeof dir, "%s/restored", f->dir);
+	if (snap_restore(file, dir, &rinfo, err, sizeof err) == -1)
+		fail_msg("snap_restore: %s", err);
+	assert_int_equal(rinfo.count, 1000);
+	assert_int_equal(stat(dir, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	if (snap_load(dir, back, &info, err, sizeof err) == -1)
+		fail_msg("snap_load: %s", err);
+	assert_int_equal(info.present, 1);
+	assert_int_equal(info.seq, 1000);
+	check_model(back, &f->model);
+	store_free(back);
+
+	/* Not empty now: refused, and what is there stays. */
+	assert_int_equal(snap_restore(file, dir, &rinfo, err, sizeof err), -1);
+	assert_non_null(strstr(err, "not empty"));
+	snprintf(path, sizeof path, "%s/snapshot", dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(unlink(path), 0);
+	/* Empty: fine. */
+	assert_int_equal(snap_restore(file, dir, &rinfo, err, sizeof err), 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+
+	/* A damaged file: refused, no directory made. */
+	assert_true((fd = open(file, O_RDWR)) != -1);
+	flip(fd, SNAP_HDRLEN + 10);
+	close(fd);
+	assert_int_equal(snap_restore(file, dir, &rinfo, err, sizeof err), -1);
+	assert_non_null(strstr(err, "checksum mismatch"));
+	assert_int_equal(stat(dir, &sb), -1);
 }
 
 static void
@@ -684,6 +898,10 @@ main(void)
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(test_write_load_100k),
+		T(test_taken_time),
+		T(test_stream),
+		T(test_stream_reader_gone),
+		T(test_restore),
 		T(test_no_snapshot),
 		T(test_snapshot_while_writing),
 		T(test_nothing_changed_no_snapshot),

@@ -2,7 +2,8 @@
  * Unit tests of the gRPC client (src/net/grpc_client.c), against the
  * project's own gRPC server (src/net/grpc.c) on the same event loop: replies
  * and errors, calls beyond the server's stream limit, deadlines on sent
- * and on queued calls, refusal, GOAWAY, closing from a done callback.
+ * and on queued calls, refusal, GOAWAY, closing from a done callback;
+ * streamed replies, their end, their error and a client that stops one.
  */
 #include "config.h"
 
@@ -30,6 +31,7 @@
 #define SLOW	"/dsd.test.v1.Test/Slow"
 #define FAIL	"/dsd.test.v1.Test/Fail"
 #define META	"/dsd.test.v1.Test/Meta"
+#define STREAM	"/dsd.test.v1.Test/Stream"
 
 /* The metadata the test server keeps, in grpc_call_metadata() order. */
 static const char *const kept_metadata[] = { "x-first", "x-second", NULL };
@@ -128,8 +130,41 @@ srv_meta(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	grpc_call_reply(call, buf, strlen(buf));
 }
 
+/* Request "N SIZE CODE": N messages of SIZE bytes ('0' + i % 10 each),
+ * then status CODE, all at once; with CODE 0 the last message goes with
+ * grpc_call_reply(), which ends a stream as it ends a unary call. */
+static void
+srv_stream(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	char	buf[64], *msg;
+	int	i, n, size, code;
+
+	assert_true(len < sizeof buf);
+	memcpy(buf, req, len);
+	buf[len] = '\0';
+	assert_int_equal(sscanf(buf, "%d %d %d", &n, &size, &code), 3);
+	msg = malloc((size_t)size);
+	assert_non_null(msg);
+	for (i = 0; i < n; i++) {
+		memset(msg, '0' + i % 10, (size_t)size);
+		if (code == 0 && i == n - 1) {
+			grpc_call_reply(call, msg, (size_t)size);
+			free(msg);
+			return;
+		}
+		if (grpc_call_send(call, msg, (size_t)size) == -1)
+			break;
+	}
+	free(msg);
+	if (code == 0)
+		grpc_call_end(call);
+	else
+		grpc_call_error(call, (enum grpc_status)code, "stream failed");
+}
+
 static struct grpc_method methods[] = {
 	{ ECHO, srv_echo, NULL },
+	{ STREAM, srv_stream, NULL },
 	{ META, srv_meta, NULL },
 	{ SLOW, srv_slow, NULL },
 	{ FAIL, srv_fail, NULL },
@@ -256,7 +291,8 @@ done(void *arg, int status, const char *msg, const uint8_t *reply,
 	if (status == 0) {
 		r->reply = malloc(len + 1);
 		assert_non_null(r->reply);
-		memcpy(r->reply, reply, len);
+		if (len > 0)	/* a streamed call's reply is NULL */
+			memcpy(r->reply, reply, len);
 		r->len = len;
 	} else
 		assert_null(reply);
@@ -615,6 +651,98 @@ test_reply_too_large(void **state)
 	free(req);
 }
 
+/* What a streamed call received. */
+struct streamed {
+	struct result	 r;
+	int		 n;		/* messages */
+	int		 bad;		/* one out of order or of the wrong size */
+	int		 size;
+	int		 stop_at;	/* msg returns -1 at this one; 0: never */
+};
+
+static int
+on_msg(void *arg, const uint8_t *msg, size_t len)
+{
+	struct streamed	*st = arg;
+	size_t		 i;
+
+	if (len != (size_t)st->size)
+		st->bad++;
+	for (i = 0; i < len; i++)
+		if (msg[i] != '0' + st->n % 10) {
+			st->bad++;
+			break;
+		}
+	if (++st->n == st->stop_at)
+		return -1;
+	return 0;
+}
+
+static void
+stream_call(struct fixture *f, const char *req, int size, int stop_at,
+    struct streamed *st)
+{
+	memset(st, 0, sizeof *st);
+	st->r.f = f;
+	st->size = size;
+	st->stop_at = stop_at;
+	assert_int_equal(grpcc_call_stream(f->conn, STREAM, req, strlen(req),
+	    5000, on_msg, done, st), 0);
+}
+
+/* A streamed reply: every message in order, then OK with no reply; none
+ * at all is a stream too; an error status after messages is the call's. */
+static void
+test_stream(void **state)
+{
+	struct fixture	*f = *state;
+	struct streamed	 many, none, failed;
+
+	connect_to(f, f->addr, 0);
+	stream_call(f, "2000 1000 0", 1000, 0, &many);
+	stream_call(f, "0 1 0", 1, 0, &none);
+	stream_call(f, "3 10 9", 10, 0, &failed);
+	run_until(f, &many.r.done);
+	run_until(f, &none.r.done);
+	run_until(f, &failed.r.done);
+	assert_int_equal(many.r.status, 0);
+	assert_int_equal(many.n, 2000);
+	assert_int_equal(many.bad, 0);
+	assert_int_equal(many.r.len, 0);
+	assert_int_equal(none.r.status, 0);
+	assert_int_equal(none.n, 0);
+	assert_int_equal(failed.r.status, 9);
+	assert_string_equal(failed.r.msg, "stream failed");
+	assert_int_equal(failed.n, 3);
+	assert_int_equal(failed.bad, 0);
+	free(many.r.reply);
+	free(none.r.reply);
+}
+
+/* A message function that says stop ends the call CANCELLED at once,
+ * and the connection goes on; a message over max_reply fails its call. */
+static void
+test_stream_stop(void **state)
+{
+	struct fixture	*f = *state;
+	struct streamed	 st, big;
+	struct result	 e;
+
+	connect_to(f, f->addr, 1000);
+	stream_call(f, "100 10 0", 10, 2, &st);
+	run_until(f, &st.r.done);
+	assert_int_equal(st.r.status, 1);
+	assert_int_equal(st.n, 2);
+	stream_call(f, "2 2000 0", 2000, 0, &big);
+	run_until(f, &big.r.done);
+	assert_int_equal(big.r.status, 8);
+	assert_int_equal(big.n, 0);
+	call(f, ECHO, "still", 1000, &e);
+	run_until(f, &e.done);
+	assert_int_equal(e.status, 0);
+	free(e.reply);
+}
+
 /* Addresses split into host and port, IPv6 in brackets. */
 static void
 test_split_addr(void **state)
@@ -659,6 +787,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_goaway, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_too_large, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_stop, setup,
 		    teardown),
 		cmocka_unit_test(test_split_addr),
 	};
