@@ -43,6 +43,7 @@
 
 #include "net/h2.h"
 #include "net/tls.h"
+#include "core/listen.h"
 #include "core/log.h"
 
 /* How long a closing connection may take to flush its last frames to a
@@ -1410,9 +1411,6 @@ struct h2_server *
 h2_server_new(struct event_base *base, const struct h2_config *cfg)
 {
 	struct h2_server	*srv;
-	struct sockaddr_storage	 ss;
-	socklen_t		 sslen;
-	int			 len = sizeof ss;
 	nghttp2_session_callbacks *cbs;
 
 	if ((srv = calloc(1, sizeof *srv)) == NULL) {
@@ -1433,30 +1431,10 @@ h2_server_new(struct event_base *base, const struct h2_config *cfg)
 		goto fail;
 	}
 
-	memset(&ss, 0, sizeof ss);
-	if (evutil_parse_sockaddr_port(cfg->listen, (struct sockaddr *)&ss,
-	    &len) == -1) {
-		log_warnx("h2: cannot parse listen address \"%s\" (want "
-		    "ADDR:PORT or [ADDR6]:PORT)", cfg->listen);
+	if ((srv->listener = listen_tcp(base, cfg->listen, "h2", h2_acceptcb,
+	    srv, &srv->port)) == NULL)
 		goto fail;
-	}
-	srv->listener = evconnlistener_new_bind(base, h2_acceptcb, srv,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    -1, (struct sockaddr *)&ss, len);
-	if (srv->listener == NULL) {
-		log_warn("h2: cannot listen on %s", cfg->listen);
-		goto fail;
-	}
 	evconnlistener_set_error_cb(srv->listener, h2_accept_errorcb);
-	sslen = sizeof ss;
-	if (getsockname(evconnlistener_get_fd(srv->listener),
-	    (struct sockaddr *)&ss, &sslen) == 0) {
-		if (ss.ss_family == AF_INET)
-			srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		else if (ss.ss_family == AF_INET6)
-			srv->port =
-			    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	}
 
 	/* Everything shutdown needs is allocated now, so that stopping
 	 * cannot fail for want of memory. */
