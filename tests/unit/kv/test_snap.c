@@ -430,6 +430,47 @@ test_nothing_changed_no_snapshot(void **state)
 }
 
 static void
+test_stats(void **state)
+{
+	struct fixture		*f = *state;
+	struct snap_info	 info;
+	struct snap_stats	 st;
+	uint64_t		 n = 0;
+	size_t			 i;
+	char			 path[512];
+
+	/* A snapshot that completes is counted, timed and sized, one whose
+	 * child cannot write is counted as failed, and one not taken
+	 * (nothing changed) is neither. */
+	open_wal(f, &info);
+	open_snap(f, &info, 0);
+	kv(f, STORE_OP_SET, 1, 1);
+	assert_int_equal(snap_start(f->snap, 0), 1);
+	wait_done(f, 1);
+	assert_int_equal(snap_start(f->snap, 0), 0);
+	snap_get_stats(f->snap, &st);
+	for (i = 0; i <= st.duration.bounds->n; i++)
+		n += st.duration.n[i];
+	assert_int_equal(st.ok, 1);
+	assert_int_equal(st.failed, 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(st.size, snap_last(f->snap)->size);
+	assert_true(st.size > 0);
+	assert_true(st.written_ns > (uint64_t)1600000000 * 1000000000);
+
+	kv(f, STORE_OP_SET, 2, 1);
+	snprintf(path, sizeof path, "%s/snapshot.tmp", f->dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(snap_start(f->snap, 0), 1);
+	wait_done(f, 2);
+	assert_false(f->ok);
+	rmdir(path);
+	snap_get_stats(f->snap, &st);
+	assert_int_equal(st.ok, 1);
+	assert_int_equal(st.failed, 1);
+}
+
+static void
 test_periodic(void **state)
 {
 	struct fixture		*f = *state;
@@ -686,6 +727,7 @@ main(void)
 		T(test_write_load_100k),
 		T(test_no_snapshot),
 		T(test_snapshot_while_writing),
+		T(test_stats),
 		T(test_nothing_changed_no_snapshot),
 		T(test_periodic),
 		T(test_log_size),
