@@ -45,6 +45,7 @@
 #include "core/dsd.h"
 #include "core/flags.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/sdnotify.h"
 #include "core/u64map.h"
 #include "core/xmalloc.h"
@@ -1493,6 +1494,31 @@ fail:
 	return NULL;
 }
 
+/* Metrics: the state machine's store and where Raft stands. */
+static void
+kvr_metrics(struct metrics_out *out, void *arg)
+{
+	struct kvr		*kv = arg;
+	struct raft_glue_status	 st;
+
+	kvfront_metrics_store(out, rsm_store(kv->rsm));
+	raft_glue_status(kv->glue, &st);
+	metrics_family(out, "dsd_raft_term", "gauge", "Current Raft term.");
+	metrics_int(out, "dsd_raft_term", st.term, NULL);
+	metrics_family(out, "dsd_raft_commit_index", "gauge",
+	    "Index of the last Raft entry known committed.");
+	metrics_int(out, "dsd_raft_commit_index", st.commit_index, NULL);
+	metrics_family(out, "dsd_raft_applied_index", "gauge",
+	    "Index of the last Raft entry applied to the store.");
+	metrics_int(out, "dsd_raft_applied_index", st.applied_index, NULL);
+	metrics_family(out, "dsd_raft_last_index", "gauge",
+	    "Index of the last entry in this node's Raft log.");
+	metrics_int(out, "dsd_raft_last_index", st.last_index, NULL);
+	metrics_family(out, "dsd_raft_is_leader", "gauge",
+	    "1 if this node is the Raft leader, else 0.");
+	metrics_int(out, "dsd_raft_is_leader", st.leader ? 1 : 0, NULL);
+}
+
 static int
 kvr_init(struct dsd *d, void **statep)
 {
@@ -1592,6 +1618,7 @@ kvr_init(struct dsd *d, void **statep)
 
 	listen = flags_given(d, "listen") ? flags_str(d, "listen") :
 	    kv->client_addr;
+	kvfront_metrics(kv->front, kvr_metrics, kv);
 	kvfront_listen(kv->front, listen);
 	/* Requests passed on to the leader go over TLS when the client
 	 * ports speak it, this member's certificate as the client's.
