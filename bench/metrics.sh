@@ -9,9 +9,13 @@
 #
 # The runs alternate, off then on, then on then off, ROUNDS times, each
 # against a fresh server and data directory: a machine loaded by
-# something else, unevenly, loads both sides alike.  Prints every run,
-# the median of each side and the ratio on/off, and the size and time of
-# one scrape.  Not a test: it asserts nothing, it reports.
+# something else, unevenly, loads both sides alike.  Throughput on a
+# shared machine swings with the other load, so each run also reports the
+# server's own CPU time per call (user + system from /proc/PID/stat over
+# the run, prefill and scrapes included, divided by the calls answered),
+# which the other load disturbs much less.  Prints every run, the median
+# of each side and the ratios on/off, and the size and time of one
+# scrape.  Not a test: it asserts nothing, it reports.
 #
 # usage: bench/metrics.sh [SECONDS per run, default 15] [ROUNDS, default 3]
 cd "$(dirname "$0")/.." || exit 1
@@ -34,7 +38,13 @@ scraper_stop() {
 	SCRAPER=
 }
 
-# measure on|off: "rps p50_ms p99_ms" of one run against a fresh server.
+# cpu_ticks PID: its user + system CPU time, in clock ticks.
+cpu_ticks() {
+	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+# measure on|off: "rps p50_ms p99_ms cpu_us_per_call" of one run against
+# a fresh server.
 measure() {
 	kind=$1
 	rm -rf "$DIR/data"
@@ -61,16 +71,20 @@ measure() {
 		done) &
 		SCRAPER=$!
 	fi
+	t0=$(cpu_ticks "$PID")
 	line=$(bench_run kvdb "$ADDR" -c 16 -s 100 --mix set=50,get=50 \
 	    --prefill 10000 2>/dev/null)
+	t1=$(cpu_ticks "$PID")
 	if [ -n "$MADDR" ]; then
 		scraper_stop
 		curl -s -o "$DIR/page" -w '%{time_total} %{size_download}\n' \
 		    "http://$MADDR/metrics" >"$DIR/scrape"
 	fi
 	bench_stop
-	echo "$line" | awk "$AWK_FIELD"'{ printf "%s %s %s\n", field($0, "rps"),
-	    field($0, "p50_ms"), field($0, "p99_ms") }'
+	echo "$line" | awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" \
+	    "$AWK_FIELD"'{ n = field($0, "ok") + 10000
+		printf "%s %s %s %.3f\n", field($0, "rps"), field($0, "p50_ms"),
+		field($0, "p99_ms"), (n > 0 ? t / hz * 1e6 / n : 0) }'
 }
 
 # median: the median of the numbers on standard input.
@@ -85,17 +99,22 @@ echo "machine: $(nproc) cores, $(uname -r); load before:" \
     "$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "kvdb --fsync=no, dsd-bench -c 16 -s 100 --mix set=50,get=50" \
     "--prefill 10000, $SECS s per run, $ROUNDS rounds"
-printf '%-6s %-8s %12s %10s %10s\n' round metrics ops/s "p50 ms" "p99 ms"
+printf '%-6s %-8s %12s %10s %10s %12s\n' round metrics ops/s "p50 ms" \
+    "p99 ms" "CPU us/call"
 : >"$DIR/off"
 : >"$DIR/on"
+: >"$DIR/off.cpu"
+: >"$DIR/on.cpu"
 i=1
 while [ "$i" -le "$ROUNDS" ]; do
 	if [ $((i % 2)) -eq 1 ]; then order="off on"; else order="on off"; fi
 	for kind in $order; do
 		# shellcheck disable=SC2046
 		set -- $(measure "$kind")
-		printf '%-6s %-8s %12d %10s %10s\n' "$i" "$kind" "$1" "$2" "$3"
+		printf '%-6s %-8s %12d %10s %10s %12s\n' "$i" "$kind" "$1" "$2" \
+		    "$3" "$4"
 		echo "$1" >>"$DIR/$kind"
+		echo "$4" >>"$DIR/$kind.cpu"
 	done
 	i=$((i + 1))
 done
@@ -104,6 +123,12 @@ on=$(median <"$DIR/on")
 awk -v off="$off" -v on="$on" 'BEGIN {
 	printf "median ops/s: off %d, on %d; on/off %.4f (%+.2f%%)\n", off, on,
 	    (off > 0 ? on / off : 0), (off > 0 ? (on / off - 1) * 100 : 0) }'
+off=$(median <"$DIR/off.cpu")
+on=$(median <"$DIR/on.cpu")
+awk -v off="$off" -v on="$on" 'BEGIN {
+	printf "median server CPU per call: off %.3f us, on %.3f us; " \
+	    "on/off %.4f (%+.2f%%)\n", off, on, (off > 0 ? on / off : 0),
+	    (off > 0 ? (on / off - 1) * 100 : 0) }'
 read -r t size <"$DIR/scrape"
 echo "one scrape after a run: $size bytes in $t s;" \
     "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
