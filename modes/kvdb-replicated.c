@@ -1503,20 +1503,17 @@ kvr_metrics(struct metrics_out *out, void *arg)
 
 	kvfront_metrics_store(out, rsm_store(kv->rsm));
 	raft_glue_status(kv->glue, &st);
-	metrics_family(out, "dsd_raft_term", "gauge", "Current Raft term.");
-	metrics_int(out, "dsd_raft_term", st.term, NULL);
-	metrics_family(out, "dsd_raft_commit_index", "gauge",
-	    "Index of the last Raft entry known committed.");
-	metrics_int(out, "dsd_raft_commit_index", st.commit_index, NULL);
-	metrics_family(out, "dsd_raft_applied_index", "gauge",
-	    "Index of the last Raft entry applied to the store.");
-	metrics_int(out, "dsd_raft_applied_index", st.applied_index, NULL);
-	metrics_family(out, "dsd_raft_last_index", "gauge",
-	    "Index of the last entry in this node's Raft log.");
-	metrics_int(out, "dsd_raft_last_index", st.last_index, NULL);
-	metrics_family(out, "dsd_raft_is_leader", "gauge",
-	    "1 if this node is the Raft leader, else 0.");
-	metrics_int(out, "dsd_raft_is_leader", st.leader ? 1 : 0, NULL);
+	metrics_one(out, "dsd_raft_term", "gauge", "Current Raft term.",
+	    st.term);
+	metrics_one(out, "dsd_raft_commit_index", "gauge",
+	    "Index of the last Raft entry known committed.", st.commit_index);
+	metrics_one(out, "dsd_raft_applied_index", "gauge",
+	    "Index of the last Raft entry applied to the store.",
+	    st.applied_index);
+	metrics_one(out, "dsd_raft_last_index", "gauge",
+	    "Index of the last entry in this node's Raft log.", st.last_index);
+	metrics_one(out, "dsd_raft_is_leader", "gauge",
+	    "1 if this node is the Raft leader, else 0.", st.leader ? 1 : 0);
 }
 
 static int

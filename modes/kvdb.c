@@ -202,13 +202,11 @@ kv_metrics(struct metrics_out *out, void *arg)
 
 	kvfront_metrics_store(out, kv->store);
 	wal_get_stats(kv->wal, &ws);
-	metrics_family(out, "dsd_wal_bytes_written_total", "counter",
-	    "Bytes written to the write-ahead log.");
-	metrics_int(out, "dsd_wal_bytes_written_total", ws.bytes, NULL);
-	metrics_family(out, "dsd_wal_fsyncs_total", "counter",
+	metrics_one(out, "dsd_wal_bytes_written_total", "counter",
+	    "Bytes written to the write-ahead log.", ws.bytes);
+	metrics_one(out, "dsd_wal_fsyncs_total", "counter",
 	    "fdatasync and fsync calls of the write-ahead log: of records, "
-	    "and of new segments and the directory.");
-	metrics_int(out, "dsd_wal_fsyncs_total", ws.fsyncs, NULL);
+	    "and of new segments and the directory.", ws.fsyncs);
 	metrics_family(out, "dsd_wal_fsync_duration_seconds", "histogram",
 	    "Time each fdatasync of log records took (what an "
 	    "acknowledged write waits for with --fsync=always).");
@@ -226,9 +224,8 @@ kv_metrics(struct metrics_out *out, void *arg)
 	    "the child's exit seen (the final one at shutdown: its write).");
 	metrics_hist(out, "dsd_snapshot_duration_seconds", &ss.duration,
 	    NULL);
-	metrics_family(out, "dsd_snapshot_size_bytes", "gauge",
-	    "Size of the last snapshot file; 0 if there is none.");
-	metrics_int(out, "dsd_snapshot_size_bytes", ss.size, NULL);
+	metrics_one(out, "dsd_snapshot_size_bytes", "gauge",
+	    "Size of the last snapshot file; 0 if there is none.", ss.size);
 	metrics_family(out, "dsd_snapshot_last_success_timestamp_seconds",
 	    "gauge", "When the last snapshot was written (its file's "
 	    "mtime), in seconds since the epoch; 0 if there is none.");

@@ -199,6 +199,14 @@ metrics_int(struct metrics_out *out, const char *name, uint64_t v, ...)
 }
 
 void
+metrics_one(struct metrics_out *out, const char *name, const char *type,
+    const char *help, uint64_t v)
+{
+	metrics_family(out, name, type, help);
+	metrics_int(out, name, v, NULL);
+}
+
+void
 metrics_seconds(struct metrics_out *out, const char *name, uint64_t ns, ...)
 {
 	va_list	ap;
@@ -367,26 +375,19 @@ metrics_process(struct metrics_out *out, uint64_t start_ns)
 		    "User and system CPU time spent in seconds.");
 		metrics_seconds(out, "process_cpu_seconds_total",
 		    metrics_ticks_ns(st.utime + st.stime), NULL);
-		metrics_family(out, "process_resident_memory_bytes", "gauge",
-		    "Resident memory size in bytes.");
-		metrics_int(out, "process_resident_memory_bytes",
-		    st.rss * (uint64_t)(page > 0 ? page : 4096), NULL);
-		metrics_family(out, "process_virtual_memory_bytes", "gauge",
-		    "Virtual memory size in bytes.");
-		metrics_int(out, "process_virtual_memory_bytes", st.vsize,
-		    NULL);
+		metrics_one(out, "process_resident_memory_bytes", "gauge",
+		    "Resident memory size in bytes.",
+		    st.rss * (uint64_t)(page > 0 ? page : 4096));
+		metrics_one(out, "process_virtual_memory_bytes", "gauge",
+		    "Virtual memory size in bytes.", st.vsize);
 	}
-	if ((fds = metrics_open_fds()) != -1) {
-		metrics_family(out, "process_open_fds", "gauge",
-		    "Number of open file descriptors.");
-		metrics_int(out, "process_open_fds", (uint64_t)fds, NULL);
-	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		metrics_family(out, "process_max_fds", "gauge",
-		    "Maximum number of open file descriptors.");
-		metrics_int(out, "process_max_fds", (uint64_t)rl.rlim_cur,
-		    NULL);
-	}
+	if ((fds = metrics_open_fds()) != -1)
+		metrics_one(out, "process_open_fds", "gauge",
+		    "Number of open file descriptors.", (uint64_t)fds);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		metrics_one(out, "process_max_fds", "gauge",
+		    "Maximum number of open file descriptors.",
+		    (uint64_t)rl.rlim_cur);
 	if (start_ns != 0) {
 		metrics_family(out, "process_start_time_seconds", "gauge",
 		    "Start time of the process since unix epoch in seconds.");

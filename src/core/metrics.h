@@ -65,6 +65,9 @@ void		 metrics_family(struct metrics_out *, const char *name,
 		    const char *type, const char *help);
 void		 metrics_int(struct metrics_out *, const char *name,
 		    uint64_t, ...) __attribute__((sentinel));
+/* A family of one sample without labels: the families above in one call. */
+void		 metrics_one(struct metrics_out *, const char *name,
+		    const char *type, const char *help, uint64_t);
 /* A value in seconds, given in nanoseconds, written exactly. */
 void		 metrics_seconds(struct metrics_out *, const char *name,
 		    uint64_t ns, ...) __attribute__((sentinel));

@@ -464,11 +464,9 @@ kvfront_metrics(struct kvfront *f, metrics_collect_fn fn, void *arg)
 void
 kvfront_metrics_store(struct metrics_out *out, const struct store *st)
 {
-	metrics_family(out, "dsd_keys", "gauge", "Keys held.");
-	metrics_int(out, "dsd_keys", store_count(st), NULL);
-	metrics_family(out, "dsd_value_bytes", "gauge",
-	    "Bytes of value data held (keys and overhead not counted).");
-	metrics_int(out, "dsd_value_bytes", store_data_bytes(st), NULL);
+	metrics_one(out, "dsd_keys", "gauge", "Keys held.", store_count(st));
+	metrics_one(out, "dsd_value_bytes", "gauge", "Bytes of value data "
+	    "held (keys and overhead not counted).", store_data_bytes(st));
 }
 
 /* The calls: by outcome, by error, by duration. */
@@ -521,16 +519,13 @@ kvfront_collect(struct metrics_out *out, void *arg)
 
 	kvfront_collect_calls(out, f);
 	grpc_server_stats(f->srv, &gs);
-	metrics_family(out, "dsd_connections", "gauge",
-	    "Client connections open.");
-	metrics_int(out, "dsd_connections", gs.h2.conns, NULL);
-	metrics_family(out, "dsd_streams", "gauge",
-	    "HTTP/2 streams (calls) open.");
-	metrics_int(out, "dsd_streams", gs.h2.streams, NULL);
-	metrics_family(out, "dsd_connections_accepted_total", "counter",
-	    "Client connections accepted, those then refused included.");
-	metrics_int(out, "dsd_connections_accepted_total", gs.h2.accepted,
-	    NULL);
+	metrics_one(out, "dsd_connections", "gauge",
+	    "Client connections open.", gs.h2.conns);
+	metrics_one(out, "dsd_streams", "gauge",
+	    "HTTP/2 streams (calls) open.", gs.h2.streams);
+	metrics_one(out, "dsd_connections_accepted_total", "counter",
+	    "Client connections accepted, those then refused included.",
+	    gs.h2.accepted);
 	metrics_family(out, "dsd_requests_refused_total", "counter",
 	    "Connections, streams and calls refused or cut short, by the "
 	    "limit or failure that refused them.");

@@ -73,6 +73,7 @@ test_render(void **unused)
 	metrics_seconds(&out, "y_seconds", 1500000000, NULL);
 	metrics_seconds(&out, "y_seconds", 1, NULL);
 	metrics_seconds(&out, "y_seconds", 0, NULL);
+	metrics_one(&out, "w", "gauge", "One.", 3);
 	s = take(&out);
 	assert_string_equal(s,
 	    "# HELP x_total a \\\\ b\\nc\n"
@@ -81,7 +82,8 @@ test_render(void **unused)
 	    "x_total 0\n"
 	    "y_seconds 1.5\n"
 	    "y_seconds 0.000000001\n"
-	    "y_seconds 0\n");
+	    "y_seconds 0\n"
+	    "# HELP w One.\n# TYPE w gauge\nw 3\n");
 	free(s);
 
 	metrics_hist_init(&h, &metrics_slow);
