@@ -31,10 +31,7 @@ trap 'scraper_stop; bench_stop; rm -rf "$DIR"' EXIT
 trap 'exit 1' INT TERM
 
 scraper_stop() {
-	if [ -n "$SCRAPER" ]; then
-		kill "$SCRAPER" 2>/dev/null
-		wait "$SCRAPER" 2>/dev/null
-	fi
+	bench_kill "$SCRAPER"
 	SCRAPER=
 }
 

@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -25,6 +26,17 @@ def check(name, cond, detail=""):
     print(("ok - " if cond else "not ok - ") + name +
           ("" if cond or not detail else " (" + str(detail)[:400] + ")"),
           flush=True)
+
+
+def finish():
+    """The end of a test script: whether every Server below exited well
+    (if it started any), "N passed, M failed", and the exit status."""
+    if Server.started:
+        check("every server exited 0 on SIGTERM, no sanitizer report",
+              not bad_exits, bad_exits[:1])
+    passed = sum(results)
+    print("%d passed, %d failed" % (passed, len(results) - passed))
+    sys.exit(0 if passed == len(results) else 1)
 
 
 # -- protobuf by hand: the messages are five fields wide -------------------
@@ -248,8 +260,10 @@ bad_exits = []
 class Server(ServerFiles):
     """The dsd binary dsd in a key-value mode, started now on a free
     loopback port (or port) with a data directory of its own and args."""
+    started = 0
 
     def __init__(self, dsd, args, mode="kvdb", port=None):
+        Server.started += 1
         self.dir = tempfile.mkdtemp(prefix="dsd-%s-data." % mode)
         self.port = port or free_port()
         self.addr = "127.0.0.1:%d" % self.port

@@ -27,8 +27,8 @@ import time
 
 import grpc
 
-from kvclient import (Client, ServerFiles, check, f_bytes, free_port, parse,
-                      results, test_semantics, SUCCESS)
+from kvclient import (Client, ServerFiles, check, f_bytes, finish, free_port,
+                      parse, test_semantics, SUCCESS)
 
 DSD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "dsd"))
@@ -512,9 +512,7 @@ def main():
     test_torn_tail_and_corruption()
     test_sd_notify()
     test_journal_priorities()
-    passed = sum(results)
-    print("%d passed, %d failed" % (passed, len(results) - passed))
-    sys.exit(0 if passed == len(results) else 1)
+    finish()
 
 
 main()
