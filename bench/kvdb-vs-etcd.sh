@@ -14,14 +14,38 @@
 #	apt-get install etcd-server	(Debian 12; the service it enables
 #					 is not needed: systemctl disable --now etcd)
 #
-# usage: bench/kvdb-vs-etcd.sh [SECONDS per run, default 10]
+# usage: bench/kvdb-vs-etcd.sh [--loads LOAD,...] [--json DIR]
+#	    [--plot FILE.png] [SECONDS per run, default 10]
+# --loads picks among set16x100, get16x100, set1x1 and get1x1 (default all
+# four); --json keeps each run's dsd-bench --json lines in DIR as
+# LOAD-TARGET.json; --plot draws every run's throughput and latency over
+# time into FILE.png with bench/plot (which needs gnuplot-nox).
 # BENCH_DIR sets where both data directories go (default: under /var/tmp,
 # which is on disk where /tmp may be memory).
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib.sh
 . bench/lib.sh
+LOADS="set16x100 get16x100 set1x1 get1x1"
+JSON=
+PLOT=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--loads)	LOADS=$(echo "$2" | tr ',' ' '); shift 2 ;;
+	--json)		JSON=$2; shift 2 ;;
+	--plot)		PLOT=$2; shift 2 ;;
+	-*)		sed -n 's/^# usage: /usage: /p; /^#	    /s/^#//p' "$0" >&2
+			exit 2 ;;
+	*)		break ;;
+	esac
+done
 SECS=${1:-10}
 PREFILL=100000
+for l in $LOADS; do
+	case $l in
+	set16x100|get16x100|set1x1|get1x1) ;;
+	*) echo "unknown load '$l'" >&2; exit 2 ;;
+	esac
+done
 
 [ -n "$ETCD" ] || {
 	echo "etcd not found: apt-get install etcd-server" >&2
@@ -29,6 +53,8 @@ PREFILL=100000
 }
 DIR=${BENCH_DIR:-$(mktemp -d /var/tmp/dsd-vs-etcd.XXXXXX)} || exit 1
 mkdir -p "$DIR"
+[ -n "$PLOT" ] && [ -z "$JSON" ] && JSON=$DIR/json
+[ -n "$JSON" ] && { mkdir -p "$JSON" || exit 1; }
 OUT=$DIR/results
 : >"$OUT"
 PID=
@@ -71,6 +97,7 @@ measure() {
 	shift 2
 	start_server "$target"
 	echo "  $target $label ($ADDR)" >&2
+	BENCH_JSON=${JSON:+$JSON/$label-$target.json}
 	line=$(bench_run "$target" "$ADDR" "$@")
 	echo "$label $line rss_kib=$(ps -o rss= -p "$PID" | tr -d ' ')" \
 	    >>"$OUT"
@@ -91,12 +118,17 @@ disk_syncs() {
 	rm -f "$DIR/sync-probe"
 }
 
-# The four loads of the issue.
+# The four loads of the issue, or those of --loads.
 runs() {
-	measure set16x100 "$1" -c 16 -s 100 --mix set=1
-	measure get16x100 "$1" -c 16 -s 100 --mix get=1 --prefill "$PREFILL"
-	measure set1x1 "$1" -c 1 -s 1 --mix set=1
-	measure get1x1 "$1" -c 1 -s 1 --mix get=1 --prefill 1000
+	for l in $LOADS; do
+		case $l in
+		set16x100) measure $l "$1" -c 16 -s 100 --mix set=1 ;;
+		get16x100) measure $l "$1" -c 16 -s 100 --mix get=1 \
+		    --prefill "$PREFILL" ;;
+		set1x1) measure $l "$1" -c 1 -s 1 --mix set=1 ;;
+		get1x1) measure $l "$1" -c 1 -s 1 --mix get=1 --prefill 1000 ;;
+		esac
+	done
 }
 
 echo "machine: $(nproc) cores, $(uname -r); load before: $(cut -d' ' -f1-3 \
@@ -129,6 +161,8 @@ $1 == "disk" {
 	rss[$1, t] = field($0, "rss_kib")
 }
 function row(name, what, k, unit,    d, e) {
+	if (rps[k, "kvdb"] == "" && rps[k, "etcd"] == "")
+		return
 	if (what == "rps") { d = rps[k, "kvdb"]; e = rps[k, "etcd"] }
 	else { d = p99[k, "kvdb"]; e = p99[k, "etcd"] }
 	printf "%-44s %12s %12s %9s\n", name, d unit, e unit,
@@ -145,7 +179,7 @@ END {
 	    " ms")
 	row("Get/Range 1 x 1", "rps", "get1x1", "/s")
 	row("durable Set/Put 1 x 1, p99 latency", "p99", "set1x1", " ms")
-	if (sync1 + sync2 > 0)
+	if (sync1 + sync2 > 0 && rps["set1x1", "kvdb"] != "")
 		printf "\ndurable Set 1 x 1 as a share of the disk sync rate " \
 		    "(%s/s before, %s/s after): kvdb %.0f%%, etcd %.0f%%\n",
 		    sync1, sync2, 100 * rps["set1x1", "kvdb"] / ((sync1 + sync2) / 2),
@@ -155,9 +189,24 @@ END {
 	for (i = 1; i <= 4; i++)
 		for (j = 1; j <= 2; j++) {
 			t = j == 1 ? "kvdb" : "etcd"
+			if (rps[runs[i], t] == "")
+				continue
 			printf "  %-10s %-5s %9s/s  p50 %s  p99 %s  " \
 			    "errors %s  rss %s KiB\n", runs[i], t,
 			    rps[runs[i], t], p50[runs[i], t], p99[runs[i], t],
 			    err[runs[i], t], rss[runs[i], t]
 		}
 }' "$OUT"
+
+# The runs over time, one colour per load and server.
+if [ -n "$PLOT" ]; then
+	set --
+	for l in $LOADS; do
+		for t in kvdb etcd; do
+			[ -s "$JSON/$l-$t.json" ] && set -- "$@" "$t $l=$JSON/$l-$t.json"
+		done
+	done
+	bench/plot -o "$PLOT" -t "dsd kvdb (--fsync=always) and etcd $("$ETCD" \
+	    --version | sed -n 's/^etcd Version: //p') (one node), $SECS s per run, $(nproc) cores" "$@" &&
+	    echo "plot: $PLOT"
+fi

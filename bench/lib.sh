@@ -23,24 +23,54 @@ function field(line, name,    n, i, kv) {
 }
 '
 
-# bench_run TARGET ADDRS ARGS...: one dsd-bench run of $SECS seconds
-# (files in $DIR); its summary line on stdout (with ok=0 if it failed,
-# and why on stderr), its figures on stderr.
+# A Python program for bench_run: the summary of a dsd-bench --json file
+# (argv[1]) as one "name=value ..." line on stdout, the fields of
+# dsd-bench's text summary line, and its figures for a person on stderr;
+# exit 1 if the file has no summary.
+PY_SUMMARY='
+import json, sys
+s = None
+for line in open(sys.argv[1], encoding="utf-8"):
+    if line.strip():
+        o = json.loads(line)
+        if o.get("type") == "summary":
+            s = o
+if s is None:
+    sys.exit(1)
+lat, err = s["latency"], s["errors"]
+by = err["by_status"]
+print("target=%s ok=%d secs=%.3f rps=%.0f p50_ms=%.3f p99_ms=%.3f "
+      "p999_ms=%.3f max_ms=%.3f errors=%d unknown=%d deadline=%d "
+      "unavailable=%d conns_lost=%d" % (s["target"], s["answered"],
+      s["secs"], s["throughput"], lat["p50_ms"], lat["p99_ms"],
+      lat["p999_ms"], lat["max_ms"], err["total"], by.get("UNKNOWN", 0),
+      by.get("DEADLINE_EXCEEDED", 0), by.get("UNAVAILABLE", 0),
+      s["connections"]["lost"]))
+print("    throughput:  %.0f calls/s" % s["throughput"], file=sys.stderr)
+print("    latency:     p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms" %
+      (lat["p50_ms"], lat["p99_ms"], lat["p999_ms"], lat["max_ms"]),
+      file=sys.stderr)
+print("    errors:      %s" % (json.dumps(by) if err["total"] else "none"),
+      file=sys.stderr)
+'
+
+# bench_run TARGET ADDRS ARGS...: one dsd-bench --json run of $SECS
+# seconds, its JSON lines in $BENCH_JSON if set, else in $DIR/run.json;
+# its summary line on stdout (with ok=0 if it failed, and why on stderr),
+# its figures on stderr.
 bench_run() {
 	_target=$1
 	_addrs=$2
 	shift 2
-	"$BENCH" -q --target "$_target" -a "$_addrs" -d "$SECS" "$@" \
-	    >"$DIR/run.out" 2>"$DIR/run.err"
-	_line=$(sed -n 's/^summary: //p' "$DIR/run.out")
-	if [ -z "$_line" ]; then
+	_json=${BENCH_JSON:-$DIR/run.json}
+	"$BENCH" -q --json --target "$_target" -a "$_addrs" -d "$SECS" "$@" \
+	    >"$_json" 2>"$DIR/run.err"
+	if ! _line=$(/usr/bin/python3 -c "$PY_SUMMARY" "$_json"); then
 		echo "  dsd-bench failed:" >&2
 		cat "$DIR/run.err" >&2
 		_line="target=$_target ok=0 rps=0 p50_ms=0 p99_ms=0"
 		_line="$_line errors=failed"
 	fi
-	grep -E '^(throughput|latency|errors):' "$DIR/run.out" |
-	    sed 's/^/    /' >&2
 	echo "$_line"
 }
 

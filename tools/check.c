@@ -15,6 +15,10 @@
  * one.  A retry returns the first reply, so it is checked and counted
  * like any reply: it is never counted twice, and a wrong answer is still
  * wrong.
+ *
+ * With -o json the TAP lines become JSON lines (cliout.h): one object per
+ * test with its "result", then one with the counts and a "status"; the
+ * comments go to standard error as notes.
  */
 #include "config.h"
 
@@ -32,6 +36,7 @@
 #include <event2/event.h>
 
 #include "check.h"
+#include "cliout.h"
 #include "kvcall.h"
 #include "kvtool.h"
 
@@ -50,6 +55,7 @@ struct chk {
 	size_t			 nlanes;
 	/* A call got no answer within the retry time: the rest is moot. */
 	int			 lost;
+	int			 lost_status;	/* gRPC status of the loss */
 	char			*lost_msg;
 	int			 answered;	/* some call got a reply */
 	mpz_t			 basekey;
@@ -61,6 +67,7 @@ struct chk {
 	int64_t			 t0;
 	int			 passed, failed;
 	long			 next_conn;
+	long			 successes;	/* contention; -1: not run */
 };
 
 /* One test's mismatches: a count and the first few, described. */
@@ -99,10 +106,72 @@ chk_bad_clear(struct chk_bad *b)
 	memset(b, 0, sizeof *b);
 }
 
+/*
+ * A test's JSON line: its name, "ok", "not ok" or "skipped", and why not
+ * with the first mismatches.  A line that cannot be written is said on
+ * standard error; the counts stay right.
+ */
+static void
+chk_json(const char *name, const char *result, const char *why,
+    const struct chk_bad *b)
+{
+	json_t	*o, *details = NULL;
+	long	 i;
+
+	if (b != NULL && b->n > 0) {
+		details = json_array();
+		for (i = 0; i < b->n && i < CHK_SHOW && details != NULL; i++)
+			if (json_array_append_new(details,
+			    json_string(b->show[i] != NULL ? b->show[i] :
+			    "(out of memory describing it)")) == -1) {
+				json_decref(details);
+				details = NULL;
+			}
+	}
+	o = cliout_object(NULL);
+	if (json_object_update_new(o, json_pack("{s:s, s:s, s:s*, s:o*, "
+	    "s:o*}", "test", name, "result", result, "why", why,
+	    "mismatches", b != NULL && b->n > 0 ? json_integer(b->n) : NULL,
+	    "details", details)) == -1) {
+		json_decref(o);
+		o = NULL;
+	}
+	if (cliout_print(o) == -1)
+		cliout_note("check: %s: %s (cannot write its JSON line)", name,
+		    result);
+}
+
+/* Print a comment: a TAP comment, or a note beside the JSON lines. */
+static void
+chk_comment(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+chk_comment(const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) == -1)
+		s = NULL;
+	va_end(ap);
+	if (cliout_json())
+		cliout_note("check: %s", s != NULL ? s : "(out of memory)");
+	else {
+		printf("# %s\n", s != NULL ? s : "(out of memory)");
+		fflush(stdout);
+	}
+	free(s);
+}
+
 static void
 chk_ok(struct chk *chk, const char *name)
 {
 	chk->passed++;
+	if (cliout_json()) {
+		chk_json(name, "ok", NULL, NULL);
+		return;
+	}
 	printf("ok - %s\n", name);
 	fflush(stdout);
 }
@@ -115,6 +184,10 @@ chk_not_ok(struct chk *chk, const char *name, const char *why,
 	long	i;
 
 	chk->failed++;
+	if (cliout_json()) {
+		chk_json(name, "not ok", why, b);
+		return;
+	}
 	printf("not ok - %s: %s\n", name, why);
 	if (b != NULL) {
 		for (i = 0; i < b->n && i < CHK_SHOW; i++)
@@ -130,6 +203,10 @@ static void
 chk_skip(struct chk *chk, const char *name)
 {
 	chk->failed++;
+	if (cliout_json()) {
+		chk_json(name, "skipped", "the connection was lost", NULL);
+		return;
+	}
 	printf("not ok - %s # skipped: the connection was lost\n", name);
 	fflush(stdout);
 }
@@ -189,6 +266,7 @@ chk_lose(struct chk *chk, const struct kvc_result *r)
 	if (chk->lost)
 		return;
 	chk->lost = 1;
+	chk->lost_status = r->status;
 	if (r->attempts > 1)
 		snprintf(tail, sizeof tail, " (%d attempts in %lld ms)",
 		    r->attempts, (long long)r->elapsed_ms);
@@ -206,12 +284,11 @@ chk_lose(struct chk *chk, const struct kvc_result *r)
 		chk->lost_msg = NULL;
 }
 
-/* Notes of the pool (a connection lost, a move): TAP comments. */
+/* Notes of the pool (a connection lost, a move): comments. */
 static void
 chk_note(void *arg, const char *msg)
 {
-	printf("# %s\n", msg);
-	fflush(stdout);
+	chk_comment("%s", msg);
 }
 
 /* One call's outcome, copied out of the pool's callback. */
@@ -774,7 +851,7 @@ chk_phase_run(struct chk *chk, enum chk_kind kind, long first, long n,
 		    &ph.bad);
 	} else {
 		if (kind == CHK_CLEAN && ph.removed > 0)
-			printf("# removed %ld keys left by an earlier run\n",
+			chk_comment("removed %ld keys left by an earlier run",
 			    ph.removed);
 		chk_ok(chk, name);
 		rv = 0;
@@ -957,11 +1034,13 @@ chk_contend(struct chk *chk)
 	while (ct.running > 0)
 		if (event_base_loop(chk->base, EVLOOP_ONCE) == -1)
 			break;
-	printf("# contention: %d participants, %ld successes, %ld wrong "
-	    "versions, %ld without an answer\n", ct.nparts, ct.successes,
+	chk_comment("contention: %d participants, %ld successes, %ld wrong "
+	    "versions, %ld without an answer", ct.nparts, ct.successes,
 	    ct.wrong_version, ct.noanswer);
 	/* For a wrapper that adds up the runs sharing a key. */
-	printf("contention successes: %ld\n", ct.successes);
+	chk->successes = ct.successes;
+	if (!cliout_json())
+		printf("contention successes: %ld\n", ct.successes);
 	if (chk->lost) {
 		chk_not_ok(chk, name, chk_lost_msg(chk), &ct.bad);
 		goto out;
@@ -1008,13 +1087,13 @@ out:
 	free(ct.key.p);
 }
 
-static void
+static int
 chk_usage(void)
 {
-	fprintf(stderr, "usage: dsd-cli [-a addr:port[,addr:port...]] "
+	return cliout_usage("usage: dsd-cli [-a addr:port[,addr:port...]] "
 	    "[-t timeout-ms] [--retry-time=ms]\n"
 	    "           check [--keys N] [--base KEY] [--concurrency C] "
-	    "[--shared KEY]\n");
+	    "[--shared KEY]");
 }
 
 /* What the retries absorbed, when they had something to absorb. */
@@ -1035,6 +1114,67 @@ chk_print_retries(struct chk *chk)
 	    (unsigned long long)st->retries[KVT_GRPC_UNAVAILABLE],
 	    (unsigned long long)st->moves,
 	    (unsigned long long)st->given_up);
+}
+
+/* The last JSON line of a run: its counts, parameters and retries. */
+static int
+chk_summary_json(struct chk *chk, int rv)
+{
+	const struct kvc_stats	*st = kvc_pool_stats(chk->pool);
+	const char		*status;
+	char			*shared = NULL;
+	json_t			*o;
+
+	if (chk->lost)
+		status = kvt_grpc_code_name(chk->lost_status);
+	else
+		status = rv == CLI_OK ? "PASS" : "FAIL";
+	if (chk->shared && (shared = malloc(mpz_sizeinbase(chk->sharedkey,
+	    10) + 2)) != NULL)
+		mpz_get_str(shared, 10, chk->sharedkey);
+	o = cliout_object(status);
+	if ((chk->shared && shared == NULL) || json_object_update_new(o,
+	    json_pack("{s:i, s:i, s:s, s:I, s:i, s:s*, s:o*, s:{s:I, s:I, "
+	    "s:{s:I, s:I, s:I}, s:I, s:I}, s:s*}", "passed", chk->passed,
+	    "failed", chk->failed, "base", chk->basestr, "keys",
+	    (json_int_t)chk->nkeys, "concurrency", chk->concurrency,
+	    "shared", shared, "contention_successes", chk->successes >= 0 ?
+	    json_integer(chk->successes) : NULL, "retries", "calls",
+	    (json_int_t)st->calls, "retried_calls",
+	    (json_int_t)st->retried_calls, "attempts_retried",
+	    "UNKNOWN", (json_int_t)st->retries[KVT_GRPC_UNKNOWN],
+	    "DEADLINE_EXCEEDED", (json_int_t)st->retries[KVT_GRPC_DEADLINE],
+	    "UNAVAILABLE", (json_int_t)st->retries[KVT_GRPC_UNAVAILABLE],
+	    "connection_changes", (json_int_t)st->moves,
+	    "out_of_retry_time", (json_int_t)st->given_up, "message",
+	    chk->lost ? chk_lost_msg(chk) : NULL)) == -1) {
+		json_decref(o);
+		o = NULL;
+	}
+	free(shared);
+	return cliout_emit(o, rv);
+}
+
+/*
+ * The end of a run: the retries, the counts, and why it stopped if the
+ * server was lost; the exit status.
+ */
+static int
+chk_finish(struct chk *chk)
+{
+	int	rv;
+
+	if (chk->lost)
+		rv = CLI_TRANSPORT;
+	else
+		rv = chk->failed > 0 ? CLI_ERROR : CLI_OK;
+	if (cliout_json())
+		return chk_summary_json(chk, rv);
+	chk_print_retries(chk);
+	printf("%d passed, %d failed\n", chk->passed, chk->failed);
+	if (chk->lost)
+		cliout_note("check: %s", chk_lost_msg(chk));
+	return rv;
 }
 
 /* "--name VALUE" or "--name=VALUE"; the value, or NULL if not this. */
@@ -1077,34 +1217,35 @@ check_run(struct event_base *base, const struct kvc_config *kcfg,
 	chk.base = base;
 	chk.addr = addr;
 	chk.nkeys = 1000;
+	chk.successes = -1;
 	mpz_init(chk.basekey);
 	mpz_init(chk.sharedkey);
-	rv = 2;
+	rv = CLI_USAGE;
 	for (i = 1; i < argc; i++) {
 		if ((v = chk_opt("--keys", argc, argv, &i)) != NULL) {
 			if (chk_long(v, 1, 100000000, &chk.nkeys) == -1) {
-				fprintf(stderr, "dsd-cli: check: --keys is "
-				    "1 to 100000000\n");
+				cliout_fail(rv, "USAGE", "check: --keys is 1 "
+				    "to 100000000");
 				goto out;
 			}
 		} else if ((v = chk_opt("--concurrency", argc, argv,
 		    &i)) != NULL) {
 			if (chk_long(v, 1, 100000, &conc) == -1) {
-				fprintf(stderr, "dsd-cli: check: "
-				    "--concurrency is 1 to 100000\n");
+				cliout_fail(rv, "USAGE", "check: "
+				    "--concurrency is 1 to 100000");
 				goto out;
 			}
 		} else if ((v = chk_opt("--base", argc, argv, &i)) != NULL) {
 			if (kvt_key_parse_mpz(v, chk.basekey, &err) == -1) {
-				fprintf(stderr, "dsd-cli: check: --base: "
-				    "%s\n", err);
+				cliout_fail(rv, "USAGE", "check: --base: %s",
+				    err);
 				goto out;
 			}
 			base_given = 1;
 		} else if ((v = chk_opt("--shared", argc, argv, &i)) != NULL) {
 			if (kvt_key_parse_mpz(v, chk.sharedkey, &err) == -1) {
-				fprintf(stderr, "dsd-cli: check: --shared: "
-				    "%s\n", err);
+				cliout_fail(rv, "USAGE", "check: --shared: %s",
+				    err);
 				goto out;
 			}
 			chk.shared = 1;
@@ -1121,8 +1262,10 @@ check_run(struct event_base *base, const struct kvc_config *kcfg,
 		mpz_add_ui(chk.basekey, chk.basekey,
 		    ((unsigned long)time(NULL) & 0xffff) << 16);
 	}
+	/* A run that cannot start has failed, as check.h says: exit 1. */
+	rv = CLI_ERROR;
 	if ((chk.basestr = mpz_get_str(NULL, 10, chk.basekey)) == NULL) {
-		rv = 1;
+		cliout_fail(rv, "INTERNAL", "check: out of memory");
 		goto out;
 	}
 	/* A lane per call in flight: the stress run's, or a participant's. */
@@ -1130,9 +1273,8 @@ check_run(struct event_base *base, const struct kvc_config *kcfg,
 	    chk.concurrency : CHK_MAX_PARTS);
 	if ((chk.lanes = calloc(chk.nlanes, sizeof *chk.lanes)) == NULL ||
 	    kvc_lanes_init(chk.lanes, chk.nlanes) == -1) {
-		fprintf(stderr, "dsd-cli: check: cannot make sessions: %s\n",
+		cliout_fail(rv, "INTERNAL", "check: cannot make sessions: %s",
 		    strerror(errno));
-		rv = 1;
 		goto out;
 	}
 	cfg = *kcfg;
@@ -1140,23 +1282,19 @@ check_run(struct event_base *base, const struct kvc_config *kcfg,
 	cfg.note = chk_note;
 	cfg.arg = &chk;
 	if ((chk.pool = kvc_pool_new(base, &cfg, &err)) == NULL) {
-		fprintf(stderr, "dsd-cli: check: %s\n", err);
-		rv = 1;
+		cliout_fail(rv, "INTERNAL", "check: %s", err);
 		goto out;
 	}
 	chk.t0 = kvt_now_ms();
-	printf("# check of %s: keys %s+1 to %s+%ld, %d calls in flight\n",
+	chk_comment("check of %s: keys %s+1 to %s+%ld, %d calls in flight",
 	    addr, chk.basestr, chk.basestr, chk.nkeys + CHK_STRESS_OFF - 1,
 	    chk.concurrency);
-	fflush(stdout);
 
 	chk_phase_run(&chk, CHK_CLEAN, 0, chk.nkeys + CHK_STRESS_OFF,
 	    "clean the key range");
 	if (chk.lost && !chk.answered) {
 		/* Nothing to learn from the rest. */
-		printf("%d passed, %d failed\n", chk.passed, chk.failed);
-		fprintf(stderr, "dsd-cli: %s\n", chk_lost_msg(&chk));
-		rv = 3;
+		rv = chk_finish(&chk);
 		goto out;
 	}
 	chk_api(&chk);
@@ -1171,14 +1309,7 @@ check_run(struct event_base *base, const struct kvc_config *kcfg,
 	chk_phase_run(&chk, CHK_GONE, CHK_STRESS_OFF, chk.nkeys,
 	    "stress: get every key: ERROR, gone");
 	chk_contend(&chk);
-
-	chk_print_retries(&chk);
-	printf("%d passed, %d failed\n", chk.passed, chk.failed);
-	if (chk.lost) {
-		fprintf(stderr, "dsd-cli: check: %s\n", chk_lost_msg(&chk));
-		rv = 3;
-	} else
-		rv = chk.failed > 0 ? 1 : 0;
+	rv = chk_finish(&chk);
 out:
 	kvc_pool_free(chk.pool);
 	free(chk.lanes);

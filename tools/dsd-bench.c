@@ -14,6 +14,10 @@
  * after a pause that grows with its failures, so a run goes on through
  * the loss of a node.
  *
+ * With --json, standard output carries JSON lines instead of the report:
+ * one object per second of the run, then the summary (dsd-bench(1),
+ * JSON OUTPUT), for scripts and bench/plot.
+ *
  * Writes need fresh keys (a Set of a present key changes nothing), so
  * every set takes the next key never used before, after the prefilled
  * ones; reads, testAndSets and deletes pick keys at random in the range.
@@ -36,6 +40,7 @@
 
 #include "etcd-kv.pb-c.h"
 #include "net/grpc_client.h"
+#include "cliout.h"
 #include "kvcall.h"
 #include "kvtool.h"
 
@@ -182,6 +187,7 @@ struct bench {
 	uint64_t		 requests;	/* 0: by duration */
 	int			 timeout_ms;
 	int			 quiet;
+	int			 json;		/* JSON lines on stdout */
 	mpz_t			 basekey, tmp;
 	uint8_t			*keybuf;
 	size_t			 keybufsize;
@@ -609,6 +615,74 @@ bench_print_errors(FILE *f, const uint64_t *errs)
 		fprintf(f, ")");
 }
 
+/* A latency in milliseconds for JSON, to the microsecond. */
+static json_t *
+bench_json_ms(uint64_t ns)
+{
+	return json_real(round((double)ns / 1e3) / 1e3);
+}
+
+/* The latencies of a histogram, in ms: p50, p99, p99.9, max, mean. */
+static json_t *
+bench_json_lat(const struct hist *h)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:o}",
+	    "p50_ms", bench_json_ms(hist_quantile(h, 0.5)),
+	    "p99_ms", bench_json_ms(hist_quantile(h, 0.99)),
+	    "p999_ms", bench_json_ms(hist_quantile(h, 0.999)),
+	    "max_ms", bench_json_ms(h->max),
+	    "mean_ms", bench_json_ms(h->count > 0 ?
+	    (uint64_t)(h->sum / (double)h->count) : 0));
+}
+
+/* {"UNAVAILABLE": 3, ...}: the gRPC errors by status; NULL if memory
+ * ran out. */
+static json_t *
+bench_json_errors(const uint64_t *errs)
+{
+	json_t	*o;
+	int	 j;
+
+	if ((o = json_object()) == NULL)
+		return NULL;
+	for (j = 1; j < NGRPC; j++)
+		if (errs[j] > 0 && json_object_set_new(o,
+		    kvt_grpc_code_name(j), json_integer((json_int_t)errs[j])) ==
+		    -1) {
+			json_decref(o);
+			return NULL;
+		}
+	return o;
+}
+
+/* Print a JSON line, taking o; a line that cannot be made is said. */
+static void
+bench_json_print(json_t *o)
+{
+	if (cliout_print(o) == -1)
+		fprintf(stderr, "dsd-bench: cannot write a JSON line: out of "
+		    "memory, or standard output failed\n");
+}
+
+/* One second of the run as a JSON line (the interval histogram). */
+static void
+bench_json_tick(struct bench *b, uint64_t errs)
+{
+	json_t	*o;
+
+	o = json_pack("{s:s, s:i, s:I, s:I}", "type", "interval", "t",
+	    b->seconds, "ops", (json_int_t)(b->ok - b->tick_ok), "errors",
+	    (json_int_t)errs);
+	if (json_object_update_new(o, bench_json_lat(&b->interval)) == -1 ||
+	    json_object_set_new(o, "inflight", json_integer(b->inflight)) ==
+	    -1 || json_object_set_new(o, "errors_by_status",
+	    bench_json_errors(b->tick_errors)) == -1) {
+		json_decref(o);
+		o = NULL;
+	}
+	bench_json_print(o);
+}
+
 static void
 bench_on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -617,6 +691,8 @@ bench_on_tick(evutil_socket_t fd, short what, void *arg)
 
 	b->seconds++;
 	errs = (b->completed - b->ok) - b->tick_done;
+	if (b->json)
+		bench_json_tick(b, errs);
 	if (!b->quiet) {
 		fprintf(stderr, "[%3ds] %llu calls/s, p50 %.3f ms, p99 %.3f "
 		    "ms, max %.3f ms, in flight %d, errors %llu",
@@ -781,19 +857,128 @@ bench_print_lat(const char *label, const struct hist *h)
 	    h->count > 0 ? h->sum / (double)h->count / 1e6 : 0.0);
 }
 
+/*
+ * The calls without an answer, or with one that does not decode: their
+ * total, and in bystatus those of each gRPC status over all operations.
+ */
+static uint64_t
+bench_errors(const struct bench *b, uint64_t *bystatus)
+{
+	uint64_t	errors = b->unknown_errors;
+	int		i, j;
+
+	for (j = 0; j < NGRPC; j++) {
+		bystatus[j] = 0;
+		for (i = 0; i < NOPS; i++)
+			bystatus[j] += b->grpc_errors[i][j];
+		errors += bystatus[j];
+	}
+	return errors;
+}
+
+/* An operation's part of the JSON summary: count, latency, statuses,
+ * errors.  NULL if memory ran out. */
+static json_t *
+bench_json_op(const struct bench *b, int i)
+{
+	const char	**names = b->target == TARGET_ETCD ?
+			    bench_etcd_status : bench_kvdb_status;
+	json_t		 *st;
+	int		  j;
+
+	if ((st = json_object()) == NULL)
+		return NULL;
+	for (j = 0; j < NSTATUS; j++)
+		if (b->status[i][j] > 0 && json_object_set_new(st, names[j],
+		    json_integer((json_int_t)b->status[i][j])) == -1) {
+			json_decref(st);
+			return NULL;
+		}
+	if (b->other_status[i] > 0 && json_object_set_new(st, "other",
+	    json_integer((json_int_t)b->other_status[i])) == -1) {
+		json_decref(st);
+		return NULL;
+	}
+	return json_pack("{s:I, s:o, s:o, s:o}", "answered",
+	    (json_int_t)b->per_op[i].count, "latency",
+	    bench_json_lat(&b->per_op[i]), "statuses", st, "errors",
+	    bench_json_errors(b->grpc_errors[i]));
+}
+
+/* The report as the last JSON line: parameters, figures, errors. */
+static void
+bench_report_json(struct bench *b)
+{
+	double		 secs = (double)(b->last - b->start) / 1e9;
+	uint64_t	 errors, bystatus[NGRPC];
+	json_t		*o, *mix, *ops;
+	int		 i;
+
+	errors = bench_errors(b, bystatus);
+	mix = json_object();
+	ops = json_object();
+	for (i = 0; i < NOPS && mix != NULL && ops != NULL; i++) {
+		if (b->mix[i] > 0 && json_object_set_new(mix,
+		    bench_op_names[i], json_integer(b->mix[i])) == -1) {
+			json_decref(mix);
+			mix = NULL;
+		}
+		if (b->mix[i] > 0 && json_object_set_new(ops,
+		    bench_op_names[i], bench_json_op(b, i)) == -1) {
+			json_decref(ops);
+			ops = NULL;
+		}
+	}
+	o = json_pack("{s:s, s:s, s:s, s:{s:i, s:i, s:o, s:I, s:I, s:I, "
+	    "s:o*, s:o*, s:i, s:s*}, s:I, s:o, s:o, s:o, s:o, s:{s:I, s:o, "
+	    "s:I}, s:{s:i, s:i}}",
+	    "type", "summary",
+	    "target", b->target == TARGET_ETCD ? "etcd" : "kvdb",
+	    "addr", b->addr,
+	    "params",
+	    "connections", b->nconns,
+	    "streams", b->streams,
+	    "mix", mix,
+	    "keys", (json_int_t)b->keys,
+	    "prefill", (json_int_t)b->prefill,
+	    "value_size", (json_int_t)b->value_size,
+	    "duration_s", b->requests == 0 ? json_real(b->duration) : NULL,
+	    "requests", b->requests > 0 ?
+	    json_integer((json_int_t)b->requests) : NULL,
+	    "timeout_ms", b->timeout_ms,
+	    "etcd_read", b->target != TARGET_ETCD ? NULL : b->serializable ?
+	    "serializable" : "linearizable",
+	    "answered", (json_int_t)b->ok,
+	    "secs", json_real(round(secs * 1e3) / 1e3),
+	    "throughput", json_real(round(secs > 0 ? (double)b->ok / secs *
+	    10 : 0) / 10),
+	    "latency", bench_json_lat(&b->total),
+	    "ops", ops,
+	    "errors",
+	    "total", (json_int_t)errors,
+	    "by_status", bench_json_errors(bystatus),
+	    "undecodable", (json_int_t)b->unknown_errors,
+	    "connections",
+	    "lost", b->conns_lost,
+	    "reopened", b->reconnects);
+	bench_json_print(o);
+}
+
 static void
 bench_report(struct bench *b)
 {
 	const char	**names = b->target == TARGET_ETCD ?
 			    bench_etcd_status : bench_kvdb_status;
 	double		  secs = (double)(b->last - b->start) / 1e9;
-	uint64_t	  errors = b->unknown_errors, bystatus[NGRPC];
+	uint64_t	  errors, bystatus[NGRPC];
 	char		  label[32];
 	int		  i, j, any;
 
-	for (i = 0; i < NOPS; i++)
-		for (j = 0; j < NGRPC; j++)
-			errors += b->grpc_errors[i][j];
+	if (b->json) {
+		bench_report_json(b);
+		return;
+	}
+	errors = bench_errors(b, bystatus);
 	if (b->target == TARGET_ETCD)
 		printf("target:      etcd at %s, %s Range\n", b->addr,
 		    b->serializable ? "serializable" : "linearizable");
@@ -850,9 +1035,6 @@ bench_report(struct bench *b)
 		any = 1;
 	}
 	printf("%s\n", any ? "" : " none");
-	for (j = 0; j < NGRPC; j++)
-		for (i = 0, bystatus[j] = 0; i < NOPS; i++)
-			bystatus[j] += b->grpc_errors[i][j];
 	if (errors > 0) {
 		printf("by status:  ");
 		bench_print_errors(stdout, bystatus);
@@ -917,18 +1099,61 @@ out:
 	return rv;
 }
 
+#define BENCH_USAGE_LINE	"usage: dsd-bench [-q] [--json] " \
+	"[-a addr:port[,addr:port...]] [-c connections]\n" \
+	"           [-s streams] [-d seconds | -n requests] [-t timeout-ms] " \
+	"[--mix op=weight,...]\n" \
+	"           [--keys N] [--prefill N] [--value-size bytes] " \
+	"[--base KEY] [--target kvdb|etcd]\n" \
+	"           [--etcd-read linearizable|serializable]\n" \
+	"           " KVT_TLS_USAGE "\n"
+
 static void __attribute__((noreturn))
 bench_usage(void)
 {
-	fprintf(stderr, "usage: dsd-bench [-q] [-a addr:port[,addr:port...]] "
-	    "[-c connections] [-s streams]\n"
-	    "           [-d seconds | -n requests] [-t timeout-ms] "
-	    "[--mix op=weight,...] [--keys N]\n"
-	    "           [--prefill N] [--value-size bytes] [--base KEY] "
-	    "[--target kvdb|etcd]\n"
-	    "           [--etcd-read linearizable|serializable]\n"
-	    "           " KVT_TLS_USAGE "\n");
+	fprintf(stderr, BENCH_USAGE_LINE);
 	exit(BENCH_USAGE);
+}
+
+static void __attribute__((noreturn))
+bench_help(void)
+{
+	printf(BENCH_USAGE_LINE "options:\n"
+	    "  -a ADDR[,ADDR...]      the server, or the nodes of a cluster, "
+	    "round robin\n"
+	    "                         (default " KVT_DEFAULT_ADDR ", etcd "
+	    "127.0.0.1:2379)\n"
+	    "  -c, --connections=N    connections (default 4)\n"
+	    "  -s, --streams=N        calls in flight per connection "
+	    "(default 16)\n"
+	    "  -d, --duration=SECONDS how long to run (default 10)\n"
+	    "  -n, --requests=N       how many calls to start, instead of "
+	    "-d\n"
+	    "  -t, --timeout=MS       deadline of each call (default 0: "
+	    "none)\n"
+	    "  -q, --quiet            no progress lines on standard error\n"
+	    "  --json                 JSON lines on standard output: one per "
+	    "second, then\n"
+	    "                         the summary (dsd-bench(1), JSON "
+	    "OUTPUT)\n"
+	    "  --mix=OP=WEIGHT,...    operations set, get, tas, del and their "
+	    "weights\n"
+	    "                         (default set=50,get=50)\n"
+	    "  --keys=N               key range of get, tas, del (default "
+	    "100000)\n"
+	    "  --prefill=N            set the first N keys before the run\n"
+	    "  --value-size=BYTES     data of each set and tas (default 100)\n"
+	    "  --base=KEY             the key of index 0 (default 0)\n"
+	    "  --target=kvdb|etcd     the API to speak (default kvdb)\n"
+	    "  --etcd-read=linearizable|serializable\n"
+	    "                         how etcd serves a get (default "
+	    "serializable)\n"
+	    KVT_TLS_HELP
+	    "  -h, --help             print this help and exit\n"
+	    "exit status: 0 every call answered, 1 a call failed or a "
+	    "connection was lost,\n"
+	    "2 usage error, 3 cannot connect\n");
+	exit(0);
 }
 
 static int64_t
@@ -948,7 +1173,7 @@ int
 main(int argc, char **argv)
 {
 	enum { O_MIX = 256, O_KEYS, O_PREFILL, O_VALUE, O_TARGET, O_BASE,
-	    O_ETCD_READ, O_TLS };
+	    O_ETCD_READ, O_JSON, O_TLS };
 	static const struct option	 longopts[] = {
 		{ "mix", required_argument, NULL, O_MIX },
 		{ "keys", required_argument, NULL, O_KEYS },
@@ -957,6 +1182,13 @@ main(int argc, char **argv)
 		{ "target", required_argument, NULL, O_TARGET },
 		{ "base", required_argument, NULL, O_BASE },
 		{ "etcd-read", required_argument, NULL, O_ETCD_READ },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "connections", required_argument, NULL, 'c' },
+		{ "streams", required_argument, NULL, 's' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "requests", required_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "quiet", no_argument, NULL, 'q' },
 		KVT_TLS_LONGOPTS(O_TLS),
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -1016,6 +1248,11 @@ main(int argc, char **argv)
 			break;
 		case 'q':
 			b.quiet = 1;
+			break;
+		case 'h':
+			bench_help();
+		case O_JSON:
+			b.json = 1;
 			break;
 		case O_MIX:
 			mix = optarg;

@@ -6,7 +6,8 @@
  * (member, status).  Commands are a table, as tmux's are; dsd-cli(1)
  * documents each one.  Calls go through kvcall.h: one session (client id
  * and seq) for the whole run, several addresses, retries of the calls the
- * transport left undecided.
+ * transport left undecided.  Every command reports through cliout.h, as
+ * text or as one JSON line, with the exit statuses listed there.
  */
 #include "config.h"
 
@@ -20,7 +21,6 @@
 #include <histedit.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,17 +31,14 @@
 #include <openssl/ssl.h>
 
 #include "check.h"
+#include "cliout.h"
 #include "kv/admin.pb-c.h"
 #include "net/grpc_client.h"
 #include "kvcall.h"
 #include "kvtool.h"
 
-/* Exit statuses; dsd-cli(1), EXIT STATUS. */
-#define CLI_OK		0	/* SUCCESS */
-#define CLI_STATUS	1	/* another kvdb status */
-#define CLI_USAGE	2
-#define CLI_TRANSPORT	3	/* no kvdb reply */
-#define CLI_QUIT	-1	/* leave the prompt */
+/* Not an exit status (cliout.h has those): leave the prompt. */
+#define CLI_QUIT	-1
 
 #define CLI_HISTORY	".dsd-cli_history"
 #define CLI_HISTSIZE	1000
@@ -108,22 +105,6 @@ static const struct cli_cmd cli_cmds[] = {
 	{ NULL, 0, 0, NULL, NULL, NULL }
 };
 
-static void
-cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-cli_err(const char *fmt, ...)
-{
-	va_list	ap;
-
-	fflush(stdout);
-	fprintf(stderr, "dsd-cli: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 /* Said at the prompt only: a one-shot command reports its outcome. */
 static void
 cli_note(void *arg, const char *msg)
@@ -131,7 +112,7 @@ cli_note(void *arg, const char *msg)
 	struct cli	*cli = arg;
 
 	if (cli->interactive)
-		cli_err("%s", msg);
+		cliout_note("%s", msg);
 }
 
 /* A call's outcome, copied out of the pool's callback. */
@@ -192,39 +173,43 @@ cli_pool(struct cli *cli)
 	cfg.note = cli_note;
 	cfg.arg = cli;
 	if ((cli->pool = kvc_pool_new(cli->base, &cfg, &err)) == NULL) {
-		cli_err("%s", err);
+		cliout_fail(CLI_TRANSPORT, "INTERNAL", "%s", err);
 		return -1;
 	}
 	return 0;
 }
 
-/* Say why a call got no reply, with the retries it took. */
-static void
+/*
+ * Say why a call got no reply, with the retries it took, under the gRPC
+ * status of its last attempt; the exit status.
+ */
+static int
 cli_report(const char *path, const struct cli_wait *w)
 {
 	const char	*msg = w->message != NULL ? w->message : "";
+	const char	*code = kvt_grpc_code_name(w->status);
 	char		 tail[80] = "";
 
-	if (w->status == -1) {
-		cli_err("out of memory keeping the reply");
-		return;
-	}
+	if (w->status == -1)
+		return cliout_fail(CLI_TRANSPORT, "INTERNAL",
+		    "out of memory keeping the reply");
 	if (w->attempts > 1)
 		snprintf(tail, sizeof tail, " (%d attempts in %lld ms)",
 		    w->attempts, (long long)w->elapsed_ms);
 	if (w->never_up)
-		cli_err("cannot connect to %s: %s%s", w->addr, msg, tail);
-	else if (w->conn_failed)
-		cli_err("connection to %s lost: %s%s", w->addr, msg, tail);
-	else
-		cli_err("%s: %s%s%s%s", path, kvt_grpc_code_name(w->status),
-		    msg[0] != '\0' ? ": " : "", msg, tail);
+		return cliout_fail(CLI_TRANSPORT, code,
+		    "cannot connect to %s: %s%s", w->addr, msg, tail);
+	if (w->conn_failed)
+		return cliout_fail(CLI_TRANSPORT, code,
+		    "connection to %s lost: %s%s", w->addr, msg, tail);
+	return cliout_fail(CLI_TRANSPORT, code, "%s: %s%s%s%s", path, code,
+	    msg[0] != '\0' ? ": " : "", msg, tail);
 }
 
 /*
  * Make one call and wait for it, retried as the policy says; a KV call
  * carries the session.  Returns 0 with the reply in w, or CLI_TRANSPORT
- * after saying why there is none.
+ * after reporting why there is none.
  */
 static int
 cli_rpc(struct cli *cli, const char *path, const uint8_t *req, size_t len,
@@ -240,20 +225,18 @@ cli_rpc(struct cli *cli, const char *path, const uint8_t *req, size_t len,
 	 */
 	event_base_loop(cli->base, EVLOOP_NONBLOCK);
 	if (kvc_call(cli->pool, 0, session ? &cli->lane : NULL, path, req,
-	    len, policy, cli_done, w) == -1) {
-		cli_err("cannot start a call: out of memory");
-		return CLI_TRANSPORT;
-	}
+	    len, policy, cli_done, w) == -1)
+		return cliout_fail(CLI_TRANSPORT, "INTERNAL",
+		    "cannot start a call: out of memory");
 	while (!w->done)
 		if (event_base_loop(cli->base, EVLOOP_ONCE) == -1)
 			break;
 	if (w->done && w->status == 0)
 		return 0;
 	if (!w->done)
-		cli_err("the event loop failed");
-	else
-		cli_report(path, w);
-	return CLI_TRANSPORT;
+		return cliout_fail(CLI_TRANSPORT, "INTERNAL",
+		    "the event loop failed");
+	return cli_report(path, w);
 }
 
 static void
@@ -263,20 +246,40 @@ cli_wait_free(struct cli_wait *w)
 	free(w->reply);
 }
 
+/*
+ * A status by its name, or for a number this program does not know,
+ * "UNKNOWN_STATUS" with the number beside it as "status_code".
+ */
+static json_t *
+cli_status_object(const char *name, int status)
+{
+	json_t	*o;
+
+	if (name != NULL)
+		return cliout_object(name);
+	if ((o = cliout_object("UNKNOWN_STATUS")) != NULL &&
+	    json_object_set_new(o, "status_code", json_integer(status)) ==
+	    -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
 /* Send a kvdb operation and print its reply; the exit status. */
 static int
 cli_op(struct cli *cli, const struct store_op *op)
 {
 	struct cli_wait		 w;
 	struct kvt_reply	 r;
+	json_t			*o;
 	uint8_t			*req;
 	size_t			 len;
 	int			 rv;
 
-	if ((req = kvt_op_pack(op, &len)) == NULL) {
-		cli_err("out of memory");
-		return CLI_TRANSPORT;
-	}
+	if ((req = kvt_op_pack(op, &len)) == NULL)
+		return cliout_fail(CLI_TRANSPORT, "INTERNAL",
+		    "out of memory");
 	rv = cli_rpc(cli, kvt_op_path(op->type), req, len,
 	    KVC_RETRY_TRANSPORT, 1, &w);
 	free(req);
@@ -285,13 +288,22 @@ cli_op(struct cli *cli, const struct store_op *op)
 		return rv;
 	}
 	if (kvt_reply_decode(w.reply, w.len, &r) == -1) {
-		cli_err("the server's reply is not a kvdb Reply");
 		cli_wait_free(&w);
-		return CLI_TRANSPORT;
+		return cliout_fail(CLI_TRANSPORT, "INTERNAL",
+		    "the server's reply is not a kvdb Reply");
 	}
-	kvt_reply_print(stdout, &r);
-	fflush(stdout);
-	rv = r.status == STORE_SUCCESS ? CLI_OK : CLI_STATUS;
+	rv = cliout_kvdb_exit(r.status);
+	if (cliout_json()) {
+		o = cli_status_object(kvt_status_name(r.status), r.status);
+		if (o != NULL && kvt_reply_json(o, &r) == -1) {
+			json_decref(o);
+			o = NULL;
+		}
+		rv = cliout_emit(o, rv);
+	} else {
+		kvt_reply_print(stdout, &r);
+		fflush(stdout);
+	}
 	kvt_reply_free(&r);
 	cli_wait_free(&w);
 	return rv;
@@ -307,12 +319,19 @@ static int
 cli_parse_key(const char *s, struct store_op *op, struct cli_args *a)
 {
 	const char	*err;
+	char		*dec;
 
 	if (kvt_key_parse(s, &a->key, &op->keylen, &err) == -1) {
-		cli_err("bad KEY '%s': %s", s, err);
+		cliout_fail(CLI_USAGE, "USAGE", "bad KEY '%s': %s", s, err);
 		return -1;
 	}
 	op->key = a->key;
+	/* Decimal whatever form was typed, so scripts compare strings. */
+	if (cliout_json()) {
+		dec = kvt_key_decimal(a->key, op->keylen);
+		cliout_context("key", dec != NULL ? json_string(dec) : NULL);
+		free(dec);
+	}
 	return 0;
 }
 
@@ -322,7 +341,8 @@ cli_parse_data(const char *s, struct store_op *op, struct cli_args *a)
 	char	*err;
 
 	if (kvt_data_parse(s, &a->data, &op->datalen, &err) == -1) {
-		cli_err("bad DATA: %s", err != NULL ? err : "out of memory");
+		cliout_fail(CLI_USAGE, "USAGE", "bad DATA: %s",
+		    err != NULL ? err : "out of memory");
 		free(err);
 		return -1;
 	}
@@ -334,7 +354,8 @@ static int
 cli_parse_num(const char *what, const char *s, int64_t *out)
 {
 	if (kvt_parse_i64(s, out) == -1) {
-		cli_err("bad %s '%s': a decimal 64-bit integer", what, s);
+		cliout_fail(CLI_USAGE, "USAGE", "bad %s '%s': a decimal "
+		    "64-bit integer", what, s);
 		return -1;
 	}
 	return 0;
@@ -480,6 +501,7 @@ cli_health(struct cli *cli, int argc, char **argv)
 		"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"
 	};
 	struct cli_wait		 w;
+	const char		*name = NULL;
 	int			 rv, st;
 
 	/* An empty HealthCheckRequest asks about the server as a whole. */
@@ -491,16 +513,20 @@ cli_health(struct cli *cli, int argc, char **argv)
 	}
 	st = cli_health_status(w.reply, w.len);
 	cli_wait_free(&w);
-	if (st == -1) {
-		cli_err("the reply is not a HealthCheckResponse");
-		return CLI_TRANSPORT;
-	}
+	if (st == -1)
+		return cliout_fail(CLI_TRANSPORT, "INTERNAL",
+		    "the reply is not a HealthCheckResponse");
+	rv = st == 1 ? CLI_OK : CLI_ERROR;
 	if ((size_t)st < sizeof names / sizeof names[0])
-		printf("health: %s\n", names[st]);
+		name = names[st];
+	if (cliout_json())
+		return cliout_emit(cli_status_object(name, st), rv);
+	if (name != NULL)
+		printf("health: %s\n", name);
 	else
 		printf("health: %d\n", st);
 	fflush(stdout);
-	return st == 1 ? CLI_OK : CLI_STATUS;
+	return rv;
 }
 
 /* A member or node id: decimal, 1 to 2^64-1 (Raft ids are not 0). */
@@ -511,14 +537,15 @@ cli_parse_id(const char *s, uint64_t *out)
 	char			*end;
 
 	if (*s < '0' || *s > '9') {
-		cli_err("bad ID '%s': a decimal number from 1", s);
+		cliout_fail(CLI_USAGE, "USAGE", "bad ID '%s': a decimal number "
+		    "from 1", s);
 		return -1;
 	}
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno != 0 || *end != '\0' || v == 0) {
-		cli_err("bad ID '%s': a decimal number from 1 to %" PRIu64, s,
-		    UINT64_MAX);
+		cliout_fail(CLI_USAGE, "USAGE", "bad ID '%s': a decimal number "
+		    "from 1 to %" PRIu64, s, UINT64_MAX);
 		return -1;
 	}
 	*out = (uint64_t)v;
@@ -540,14 +567,16 @@ cli_parse_addr(const char *what, const char *s, int ipv4)
 	int		 rv = -1;
 
 	if (grpcc_split_addr(s, &host, &port) == -1) {
-		cli_err("bad %s '%s': %s", what, s, ipv4 ? "IPV4:PORT" :
-		    "HOST:PORT or [IPV6]:PORT");
+		cliout_fail(CLI_USAGE, "USAGE", "bad %s '%s': %s", what, s,
+		    ipv4 ? "IPV4:PORT" : "HOST:PORT or [IPV6]:PORT");
 		return -1;
 	}
 	if (kvt_parse_i64(port, &p) == -1 || p < 1 || p > 65535)
-		cli_err("bad %s '%s': the port is 1 to 65535", what, s);
+		cliout_fail(CLI_USAGE, "USAGE", "bad %s '%s': the port is 1 "
+		    "to 65535", what, s);
 	else if (ipv4 && (s[0] == '[' || inet_pton(AF_INET, host, &in) != 1))
-		cli_err("bad %s '%s': IPV4:PORT", what, s);
+		cliout_fail(CLI_USAGE, "USAGE", "bad %s '%s': IPV4:PORT", what,
+		    s);
 	else
 		rv = 0;
 	free(host);
@@ -577,6 +606,53 @@ cli_col(const char *s)
 	return s != NULL && *s != '\0' ? s : "-";
 }
 
+/*
+ * A Raft id or counter for JSON: an integer, or past what a JSON integer
+ * holds here (2^63-1), the decimal digits as a string.
+ */
+static json_t *
+cli_json_u64(uint64_t v)
+{
+	char	buf[24];
+
+	if (v <= INT64_MAX)
+		return json_integer((json_int_t)v);
+	snprintf(buf, sizeof buf, "%" PRIu64, v);
+	return json_string(buf);
+}
+
+/* The JSON form of a MemberListReply: the leader's id, the members. */
+static int
+cli_members_json(const Dsd__Kvdb__V1__MemberListReply *m)
+{
+	const Dsd__Kvdb__V1__Member	*mb;
+	json_t				*o, *list;
+	size_t				 i;
+
+	/* o takes list, which lives on in it; on failure both go. */
+	list = json_array();
+	o = cliout_object("OK");
+	if (json_object_update_new(o, json_pack("{s:o, s:o}", "leader_id",
+	    cli_json_u64(m->leader_id), "members", list)) == -1) {
+		json_decref(o);
+		return cliout_emit(NULL, CLI_OK);
+	}
+	for (i = 0; i < m->n_members; i++) {
+		mb = m->members[i];
+		if (json_array_append_new(list, json_pack("{s:o, s:s, s:s, "
+		    "s:s, s:b}", "id", cli_json_u64(mb->id), "raft_address",
+		    mb->raft_address != NULL ? mb->raft_address : "",
+		    "client_address", mb->client_address != NULL ?
+		    mb->client_address : "", "role", cli_role_name(mb->role),
+		    "leader", m->leader_id != 0 && mb->id == m->leader_id)) ==
+		    -1) {
+			json_decref(o);
+			return cliout_emit(NULL, CLI_OK);
+		}
+	}
+	return cliout_emit(o, CLI_OK);
+}
+
 /* Print a MemberListReply, one member a line; the exit status. */
 static int
 cli_print_members(const struct cli_wait *w)
@@ -584,11 +660,16 @@ cli_print_members(const struct cli_wait *w)
 	Dsd__Kvdb__V1__MemberListReply	*m;
 	const Dsd__Kvdb__V1__Member	*mb;
 	size_t				 i;
+	int				 rv = CLI_OK;
 
 	if ((m = dsd__kvdb__v1__member_list_reply__unpack(NULL, w->len,
-	    w->reply)) == NULL) {
-		cli_err("the reply is not a MemberListReply");
-		return CLI_TRANSPORT;
+	    w->reply)) == NULL)
+		return cliout_fail(CLI_TRANSPORT, "INTERNAL",
+		    "the reply is not a MemberListReply");
+	if (cliout_json()) {
+		rv = cli_members_json(m);
+		dsd__kvdb__v1__member_list_reply__free_unpacked(m, NULL);
+		return rv;
 	}
 	for (i = 0; i < m->n_members; i++) {
 		mb = m->members[i];
@@ -599,7 +680,7 @@ cli_print_members(const struct cli_wait *w)
 	}
 	fflush(stdout);
 	dsd__kvdb__v1__member_list_reply__free_unpacked(m, NULL);
-	return CLI_OK;
+	return rv;
 }
 
 static int
@@ -625,6 +706,7 @@ cli_member(struct cli *cli, int argc, char **argv)
 	 * it again is not the same, so only UNAVAILABLE (certainly not
 	 * applied) is retried; the operator looks with member list.
 	 */
+	cliout_context("action", json_string(argv[1]));
 	if (strcmp(argv[1], "list") == 0 && argc == 2) {
 		m = &list.base;
 		path = "/dsd.kvdb.v1.Admin/MemberList";
@@ -646,19 +728,15 @@ cli_member(struct cli *cli, int argc, char **argv)
 		m = &rm.base;
 		path = "/dsd.kvdb.v1.Admin/MemberRemove";
 		policy = KVC_RETRY_UNSENT;
-	} else {
-		fflush(stdout);
-		fprintf(stderr, "usage: member list\n"
+	} else
+		return cliout_usage("usage: member list\n"
 		    "       member add ID RAFTADDR CLIENTADDR\n"
-		    "       member remove ID\n");
-		return CLI_USAGE;
-	}
+		    "       member remove ID");
 	len = protobuf_c_message_get_packed_size(m);
 	/* An empty message packs to nothing; malloc(0) may be NULL. */
-	if ((req = malloc(len + 1)) == NULL) {
-		cli_err("out of memory");
-		return CLI_TRANSPORT;
-	}
+	if ((req = malloc(len + 1)) == NULL)
+		return cliout_fail(CLI_TRANSPORT, "INTERNAL",
+		    "out of memory");
 	protobuf_c_message_pack(m, req);
 	rv = cli_rpc(cli, path, req, len, policy, 0, &w);
 	free(req);
@@ -675,17 +753,17 @@ cli_status(struct cli *cli, int argc, char **argv)
 	    DSD__KVDB__V1__STATUS_REQUEST__INIT;
 	Dsd__Kvdb__V1__StatusReply	*m;
 	struct cli_wait			 w;
+	json_t				*f, *o, *v;
+	const char			*name;
+	char				 digest[17];
 	uint8_t				 req[8];
 	size_t				 len;
 	int				 rv;
 
 	if (argc == 2 && strcmp(argv[1], "--digest") == 0)
 		sr.digest = 1;
-	else if (argc != 1) {
-		fflush(stdout);
-		fprintf(stderr, "usage: status [--digest]\n");
-		return CLI_USAGE;
-	}
+	else if (argc != 1)
+		return cliout_usage("usage: status [--digest]");
 	/* One bool field packs to 2 bytes at most. */
 	len = protobuf_c_message_pack(&sr.base, req);
 	rv = cli_rpc(cli, "/dsd.kvdb.v1.Admin/Status", req, len,
@@ -694,28 +772,46 @@ cli_status(struct cli *cli, int argc, char **argv)
 		cli_wait_free(&w);
 		return rv;
 	}
-	if ((m = dsd__kvdb__v1__status_reply__unpack(NULL, w.len,
-	    w.reply)) == NULL) {
-		cli_err("the reply is not a StatusReply");
-		cli_wait_free(&w);
-		return CLI_TRANSPORT;
-	}
-	printf("id: %" PRIu64 "\n", m->id);
-	printf("state: %s\n", cli_col(m->state));
-	printf("leader_id: %" PRIu64 "\n", m->leader_id);
-	printf("term: %" PRIu64 "\n", m->term);
-	printf("commit_index: %" PRIu64 "\n", m->commit_index);
-	printf("applied_index: %" PRIu64 "\n", m->applied_index);
-	printf("last_index: %" PRIu64 "\n", m->last_index);
-	printf("keys: %" PRIu64 "\n", m->keys);
-	printf("sessions: %" PRIu64 "\n", m->sessions);
-	printf("raft_address: %s\n", cli_col(m->raft_address));
-	printf("client_address: %s\n", cli_col(m->client_address));
-	if (m->has_digest)
-		printf("digest: %016" PRIx64 "\n", m->digest);
-	fflush(stdout);
-	dsd__kvdb__v1__status_reply__free_unpacked(m, NULL);
+	m = dsd__kvdb__v1__status_reply__unpack(NULL, w.len, w.reply);
 	cli_wait_free(&w);
+	if (m == NULL)
+		return cliout_fail(CLI_TRANSPORT, "INTERNAL",
+		    "the reply is not a StatusReply");
+	snprintf(digest, sizeof digest, "%016" PRIx64, m->digest);
+	/* One list of the fields, in their order, for both formats. */
+	f = json_pack("{s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, "
+	    "s:s, s:s*}", "id", cli_json_u64(m->id), "state",
+	    m->state != NULL ? m->state : "", "leader_id",
+	    cli_json_u64(m->leader_id), "term", cli_json_u64(m->term),
+	    "commit_index", cli_json_u64(m->commit_index), "applied_index",
+	    cli_json_u64(m->applied_index), "last_index",
+	    cli_json_u64(m->last_index), "keys", cli_json_u64(m->keys),
+	    "sessions", cli_json_u64(m->sessions), "raft_address",
+	    m->raft_address != NULL ? m->raft_address : "", "client_address",
+	    m->client_address != NULL ? m->client_address : "", "digest",
+	    m->has_digest ? digest : NULL);
+	dsd__kvdb__v1__status_reply__free_unpacked(m, NULL);
+	if (cliout_json()) {
+		/* Takes f, whatever happens. */
+		o = cliout_object("OK");
+		if (json_object_update_new(o, f) == -1) {
+			json_decref(o);
+			o = NULL;
+		}
+		return cliout_emit(o, CLI_OK);
+	}
+	if (f == NULL)
+		return cliout_fail(CLI_TRANSPORT, "INTERNAL", "cannot hold the "
+		    "reply: out of memory, or a string that is not UTF-8");
+	json_object_foreach(f, name, v) {
+		if (json_is_integer(v))
+			printf("%s: %" JSON_INTEGER_FORMAT "\n", name,
+			    json_integer_value(v));
+		else
+			printf("%s: %s\n", name, cli_col(json_string_value(v)));
+	}
+	fflush(stdout);
+	json_decref(f);
 	return CLI_OK;
 }
 
@@ -735,11 +831,33 @@ cli_check(struct cli *cli, int argc, char **argv)
 	return check_run(cli->base, &cfg, cli->addr, argc, argv);
 }
 
-static void
-cli_usage_line(FILE *f, const struct cli_cmd *c)
+/* The commands help describes: all, or the one named. */
+static int
+cli_help_skip(const struct cli_cmd *c, int argc, char **argv)
 {
-	fprintf(f, "  %s%s%s\n", c->name, c->args[0] != '\0' ? " " : "",
-	    c->args);
+	return c->help == NULL || (argc > 1 && strcmp(argv[1], c->name) != 0);
+}
+
+/* The commands as JSON: name, arguments, description. */
+static int
+cli_help_json(int argc, char **argv)
+{
+	const struct cli_cmd	*c;
+	json_t			*o, *list;
+
+	if ((o = cliout_object("OK")) == NULL || (list = json_array()) ==
+	    NULL || json_object_set_new(o, "commands", list) == -1) {
+		json_decref(o);
+		return cliout_emit(NULL, CLI_OK);
+	}
+	for (c = cli_cmds; c->name != NULL; c++)
+		if (!cli_help_skip(c, argc, argv) &&
+		    json_array_append_new(list, json_pack("{s:s, s:s, s:s}",
+		    "name", c->name, "args", c->args, "help", c->help)) == -1) {
+			json_decref(o);
+			return cliout_emit(NULL, CLI_OK);
+		}
+	return cliout_emit(o, CLI_OK);
 }
 
 static int
@@ -747,11 +865,13 @@ cli_help(struct cli *cli, int argc, char **argv)
 {
 	const struct cli_cmd	*c;
 
+	if (cliout_json())
+		return cli_help_json(argc, argv);
 	for (c = cli_cmds; c->name != NULL; c++) {
-		if (c->help == NULL || (argc > 1 &&
-		    strcmp(argv[1], c->name) != 0))
+		if (cli_help_skip(c, argc, argv))
 			continue;
-		cli_usage_line(stdout, c);
+		printf("  %s%s%s\n", c->name, c->args[0] != '\0' ? " " : "",
+		    c->args);
 		printf("      %s\n", c->help);
 	}
 	printf("KEY is a decimal or 0x-hex integer, maybe negative: 42, "
@@ -778,19 +898,16 @@ cli_run(struct cli *cli, int argc, char **argv)
 {
 	const struct cli_cmd	*c;
 
+	cliout_begin(argv[0]);
 	for (c = cli_cmds; c->name != NULL; c++)
 		if (strcmp(c->name, argv[0]) == 0)
 			break;
-	if (c->name == NULL) {
-		cli_err("unknown command '%s'; try help", argv[0]);
-		return CLI_USAGE;
-	}
-	if (argc - 1 < c->min || (c->max != -1 && argc - 1 > c->max)) {
-		fflush(stdout);
-		fprintf(stderr, "usage:");
-		cli_usage_line(stderr, c);
-		return CLI_USAGE;
-	}
+	if (c->name == NULL)
+		return cliout_fail(CLI_USAGE, "USAGE",
+		    "unknown command '%s'; try help", argv[0]);
+	if (argc - 1 < c->min || (c->max != -1 && argc - 1 > c->max))
+		return cliout_usage("usage: %s%s%s", c->name,
+		    c->args[0] != '\0' ? " " : "", c->args);
 	return c->fn(cli, argc, argv);
 }
 
@@ -812,14 +929,14 @@ cli_line(struct cli *cli, Tokenizer *tok, const char *line)
 
 	tok_reset(tok);
 	rv = tok_str(tok, line, &argc, &argv);
-	if (rv > 0) {
-		cli_err("unmatched quote or trailing backslash");
-		return CLI_USAGE;
-	}
-	if (rv < 0) {
-		cli_err("cannot split the line: out of memory");
-		return CLI_USAGE;
-	}
+	if (rv != 0)
+		cliout_begin(NULL);
+	if (rv > 0)
+		return cliout_fail(CLI_USAGE, "USAGE",
+		    "unmatched quote or trailing backslash");
+	if (rv < 0)
+		return cliout_fail(CLI_USAGE, "USAGE",
+		    "cannot split the line: out of memory");
 	if (argc == 0)
 		return CLI_OK;
 	/* libedit hands out const words; the commands only read them. */
@@ -846,14 +963,14 @@ cli_interactive(struct cli *cli)
 
 	cli->interactive = 1;
 	if ((tok = tok_init(NULL)) == NULL) {
-		cli_err("out of memory");
+		cliout_note("out of memory");
 		return 1;
 	}
 	if (tty) {
 		if (asprintf(&cli->prompt, "%s> ", cli->addr) == -1 ||
 		    (hist = history_init()) == NULL ||
 		    (el = el_init("dsd-cli", stdin, stdout, stderr)) == NULL) {
-			cli_err("cannot set up line editing");
+			cliout_note("cannot set up line editing");
 			tok_end(tok);
 			if (hist != NULL)
 				history_end(hist);
@@ -902,15 +1019,44 @@ cli_interactive(struct cli *cli)
 
 #define CLI_USAGE_LINE	"usage: dsd-cli [-a addr:port[,addr:port...]] " \
 	"[-t timeout-ms] [--retry-time=ms]\n" \
-	"               " KVT_TLS_USAGE "\n" \
+	"               [-o text|json] " KVT_TLS_USAGE "\n" \
 	"               [command [argument ...]]\n"
+
+#define CLI_OPTIONS	"options:\n" \
+	"  -a ADDR[,ADDR...]      the server, or the nodes of a cluster " \
+	"(default " KVT_DEFAULT_ADDR ")\n" \
+	"  -t MS                  deadline of a connection and of each " \
+	"attempt (default 5000)\n" \
+	"  --retry-time=MS        how long a call left undecided is " \
+	"retried (default 10000)\n" \
+	"  -o, --output=text|json replies as text, or as one JSON object " \
+	"a line\n" \
+	KVT_TLS_HELP \
+	"  -h, --help             print this help and exit\n" \
+	"  --version              print the version and exit\n" \
+	"commands:\n"
+
+/* cliout.h's table, for --help; dsd-cli(1) has it too. */
+#define CLI_EXIT_TABLE	"exit status, the same with -o text and -o json:\n" \
+	"  0  SUCCESS (health: SERVING; check: every test passed)\n" \
+	"  1  ERROR (health: any other state; check: a test failed)\n" \
+	"  2  usage error\n" \
+	"  3  no kvdb reply: server unreachable, connection lost, " \
+	"deadline passed,\n" \
+	"     or a gRPC error status (the JSON \"status\" names it)\n" \
+	"  4  ERROR_NE\n" \
+	"  5  ERROR_WV\n"
 
 static void __attribute__((noreturn))
 cli_usage(void)
 {
-	fprintf(stderr, CLI_USAGE_LINE
-	    "commands: get set del delv tas health member status check help "
-	    "quit (dsd-cli help)\n");
+	const struct cli_cmd	*c;
+
+	fprintf(stderr, CLI_USAGE_LINE "commands:");
+	for (c = cli_cmds; c->name != NULL; c++)
+		if (c->help != NULL)
+			fprintf(stderr, " %s", c->name);
+	fprintf(stderr, " (dsd-cli help)\n");
 	exit(CLI_USAGE);
 }
 
@@ -921,6 +1067,7 @@ main(int argc, char **argv)
 	static const struct option	 longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "output", required_argument, NULL, 'o' },
 		{ "retry-time", required_argument, NULL, O_RETRY },
 		KVT_TLS_LONGOPTS(O_TLS),
 		{ NULL, 0, NULL, 0 }
@@ -935,7 +1082,7 @@ main(int argc, char **argv)
 	cli.timeout_ms = 5000;
 	cli.retry_ms = KVC_DEFAULT_RETRY_MS;
 	/* "+": options stop at the command, whose arguments may be -5. */
-	while ((ch = getopt_long(argc, argv, "+a:t:h", longopts,
+	while ((ch = getopt_long(argc, argv, "+a:o:t:h", longopts,
 	    NULL)) != -1) {
 		if (kvt_tls_option(&cli.tlsopt, O_TLS, ch, optarg))
 			continue;
@@ -946,7 +1093,7 @@ main(int argc, char **argv)
 		case 't':
 			if (kvt_parse_i64(optarg, &v) == -1 || v < 1 ||
 			    v > INT_MAX) {
-				cli_err("-t takes milliseconds, 1 to %d",
+				cliout_note("-t takes milliseconds, 1 to %d",
 				    INT_MAX);
 				return CLI_USAGE;
 			}
@@ -955,15 +1102,26 @@ main(int argc, char **argv)
 		case O_RETRY:
 			if (kvt_parse_i64(optarg, &v) == -1 || v < 0 ||
 			    v > INT_MAX) {
-				cli_err("--retry-time takes milliseconds, 0 "
-				    "to %d", INT_MAX);
+				cliout_note("--retry-time takes milliseconds, "
+				    "0 to %d", INT_MAX);
 				return CLI_USAGE;
 			}
 			cli.retry_ms = (int)v;
 			break;
+		case 'o':
+			if (strcmp(optarg, "json") != 0 &&
+			    strcmp(optarg, "text") != 0) {
+				cliout_note("-o takes text or json");
+				return CLI_USAGE;
+			}
+			cliout_init(strcmp(optarg, "json") == 0);
+			break;
 		case 'h':
-			printf(CLI_USAGE_LINE);
+			/* The text of help, whatever -o said. */
+			cliout_init(0);
+			printf(CLI_USAGE_LINE CLI_OPTIONS);
 			cli_help(&cli, 1, argv);
+			printf(CLI_EXIT_TABLE);
 			return CLI_OK;
 		case 'V':
 			printf("dsd-cli %s\n", PACKAGE_VERSION);
@@ -976,7 +1134,7 @@ main(int argc, char **argv)
 	argv += optind;
 	if ((cli.addrs = kvc_addrs_parse(cli.addr, &cli.naddrs,
 	    &err)) == NULL) {
-		cli_err("-a takes host:port or [ipv6]:port, or several "
+		cliout_note("-a takes host:port or [ipv6]:port, or several "
 		    "separated by commas, not '%s': %s", cli.addr, err);
 		return CLI_USAGE;
 	}
@@ -986,7 +1144,7 @@ main(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	if (kvc_lanes_init(&cli.lane, 1) == -1) {
-		cli_err("getrandom: %s", strerror(errno));
+		cliout_note("getrandom: %s", strerror(errno));
 		kvc_addrs_free(cli.addrs);
 		SSL_CTX_free(cli.tls);
 		return CLI_TRANSPORT;
@@ -995,7 +1153,7 @@ main(int argc, char **argv)
 	/* A server gone mid-write shows as EPIPE, handled where it occurs. */
 	signal(SIGPIPE, SIG_IGN);
 	if ((cli.base = event_base_new()) == NULL) {
-		cli_err("cannot create an event loop");
+		cliout_note("cannot create an event loop");
 		return CLI_TRANSPORT;
 	}
 	if (argc == 0)

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "core/hex.h"
 #include "kv/kvdb.pb-c.h"
 #include "kvtool.h"
@@ -150,6 +152,21 @@ kvt_key_parse(const char *s, uint8_t **key, size_t *len, const char **err)
 	return 0;
 }
 
+char *
+kvt_key_decimal(const uint8_t *key, size_t len)
+{
+	mpz_t	 v;
+	char	*s;
+
+	mpz_init(v);
+	store_key_to_mpz(v, key, len);
+	/* Room for the digits, a sign and the NUL (gmp.h's rule). */
+	if ((s = malloc(mpz_sizeinbase(v, 10) + 2)) != NULL)
+		mpz_get_str(s, 10, v);
+	mpz_clear(v);
+	return s;
+}
+
 /* A whole file into memory, whatever its size or kind (a pipe too). */
 static int
 kvt_read_file(const char *path, uint8_t **data, size_t *len, char **err)
@@ -249,15 +266,20 @@ kvt_data_parse(const char *s, uint8_t **data, size_t *len, char **err)
 	return 0;
 }
 
-int
-kvt_printable(const uint8_t *p, size_t len)
+/*
+ * Walk UTF-8 strictly: no overlong forms, no surrogates, nothing past
+ * U+10FFFF, no truncated sequence.  With printable, control characters
+ * (C0, DEL, C1) fail too.
+ */
+static int
+kvt_utf8_scan(const uint8_t *p, size_t len, int printable)
 {
 	size_t		i = 0, k, n;
 	uint32_t	cp, min;
 
 	while (i < len) {
 		if (p[i] < 0x80) {
-			if (p[i] < 0x20 || p[i] == 0x7f)
+			if (printable && (p[i] < 0x20 || p[i] == 0x7f))
 				return 0;
 			i++;
 			continue;
@@ -283,13 +305,26 @@ kvt_printable(const uint8_t *p, size_t len)
 				return 0;
 			cp = cp << 6 | (p[i + k] & 0x3f);
 		}
-		/* Overlong forms, surrogates, past Unicode, C1 controls. */
 		if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) ||
-		    cp > 0x10ffff || (cp >= 0x80 && cp <= 0x9f))
+		    cp > 0x10ffff)
+			return 0;
+		if (printable && cp >= 0x80 && cp <= 0x9f)
 			return 0;
 		i += n;
 	}
 	return 1;
+}
+
+int
+kvt_printable(const uint8_t *p, size_t len)
+{
+	return kvt_utf8_scan(p, len, 1);
+}
+
+int
+kvt_utf8_valid(const uint8_t *p, size_t len)
+{
+	return kvt_utf8_scan(p, len, 0);
 }
 
 char *
@@ -461,6 +496,33 @@ kvt_reply_free(struct kvt_reply *r)
 	if (r->msg != NULL)
 		dsd__kvdb__v1__reply__free_unpacked(r->msg, NULL);
 	memset(r, 0, sizeof *r);
+}
+
+int
+kvt_reply_json(json_t *o, const struct kvt_reply *r)
+{
+	json_t	*text = NULL;
+	char	*b64;
+	int	 rv;
+
+	if (!r->has_value)
+		return 0;
+	/* EVP_EncodeBlock() counts in int; a Reply is far smaller. */
+	if (r->datalen > (size_t)INT_MAX / 4 * 3 ||
+	    (b64 = malloc(r->datalen / 3 * 4 + 5)) == NULL)
+		return -1;
+	EVP_EncodeBlock((unsigned char *)b64, r->data, (int)r->datalen);
+	if (kvt_utf8_valid(r->data, r->datalen) && (text =
+	    json_stringn((const char *)r->data, r->datalen)) == NULL) {
+		free(b64);
+		return -1;
+	}
+	/* "o*" leaves "data" out for bytes that are not UTF-8. */
+	rv = json_object_update_new(o, json_pack("{s:I, s:I, s:s, s:o*}",
+	    "version", (json_int_t)r->version, "timestamp",
+	    (json_int_t)r->timestamp, "data_base64", b64, "data", text));
+	free(b64);
+	return rv;
 }
 
 void

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include <gmp.h>
+#include <jansson.h>
 
 #include "kv/store.h"
 
@@ -45,6 +46,9 @@ int		 kvt_key_parse_mpz(const char *, mpz_t out, const char **err);
 /* The same, to the wire form (minimal two's complement), malloc'ed. */
 int		 kvt_key_parse(const char *, uint8_t **key, size_t *len,
 		    const char **err);
+/* A key's wire form as a decimal string, malloc'ed; NULL if memory ran
+ * out. */
+char		*kvt_key_decimal(const uint8_t *key, size_t len);
 /* The wire form of a key number into buf; as store_key_from_mpz(). */
 size_t		 kvt_key_bytes(const mpz_t, uint8_t *buf, size_t buflen);
 
@@ -66,6 +70,9 @@ int		 kvt_data_parse(const char *, uint8_t **data, size_t *len,
 char		*kvt_data_format(const uint8_t *, size_t);
 /* Whether the bytes are UTF-8 with no control characters. */
 int		 kvt_printable(const uint8_t *, size_t);
+/* Whether the bytes are UTF-8, strictly: no overlong forms, surrogates or
+ * code points past U+10FFFF (RFC 3629); any character allowed. */
+int		 kvt_utf8_valid(const uint8_t *, size_t);
 
 /* A whole decimal int64 ("-5"; no sign '+', no spaces); 0 or -1. */
 int		 kvt_parse_i64(const char *, int64_t *);
@@ -96,6 +103,12 @@ int		 kvt_reply_decode(const uint8_t *, size_t, struct kvt_reply *);
 void		 kvt_reply_free(struct kvt_reply *);
 /* Print a reply in the tools' readable form (dsd-cli(1), OUTPUT). */
 void		 kvt_reply_print(FILE *, const struct kvt_reply *);
+/*
+ * Add a reply's value to a JSON object: "version", "timestamp" (integers),
+ * "data_base64", and "data", the text, only when the bytes are UTF-8;
+ * nothing for a reply without a value.  0, or -1 if memory ran out.
+ */
+int		 kvt_reply_json(json_t *, const struct kvt_reply *);
 
 /*
  * TLS, as dsd-cli and dsd-bench take it: --tls-ca=FILE verifies the
@@ -117,6 +130,16 @@ struct kvt_tls {
 	{ "tls-server-name", required_argument, NULL, (first) + 3 }
 #define KVT_TLS_USAGE	"[--tls-ca file] [--tls-cert file --tls-key file] " \
 	"[--tls-server-name name]"
+/* Their lines in the tools' --help, in its "  --name=VALUE  what" form. */
+#define KVT_TLS_HELP							\
+	"  --tls-ca=FILE          speak TLS; the CA (PEM) the server's "	\
+	"certificate must\n"						\
+	"                         chain to (default: the system's store)\n" \
+	"  --tls-cert=FILE        a client certificate (PEM), for mutual "	\
+	"TLS\n"								\
+	"  --tls-key=FILE         its private key\n"			\
+	"  --tls-server-name=NAME the name the certificate must carry "	\
+	"(default: the host)\n"
 int		 kvt_tls_option(struct kvt_tls *, int first, int ch,
 		    const char *arg);
 /* The client context, or NULL: with tls->on, after printing why on

@@ -178,6 +178,12 @@ for c in $("$CLI" help | sed -n 's/^  \([a-z][a-z]*\).*/\1/p'); do
 	check "command $c is documented in man/dsd-cli.1" \
 	    grep -q "^\.It Cm $c\( \|\$\)" man/dsd-cli.1
 done
+for m in dsd-cli dsd-bench; do
+	for f in $("tools/$m" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+		check "$m: flag $f of --help is documented in man/$m.1" \
+		    grep -q "Fl \\\\-${f#--}\\( \\|\$\\)" "man/$m.1"
+	done
+done
 
 if ! start_server; then
 	not_ok "kvdb server starts on $ADDR"
@@ -205,7 +211,7 @@ expect "get: version, timestamp in ms and in UTC ISO-8601, data, bytes" 0 \
     '^timestamp: 1700000000000 \(2023-11-14T22:13:20\.000Z\)$' \
     '^data: hello$' '^bytes: 5$'
 run tas 1000 2 nope
-expect "tas with a wrong version: ERROR_WV, exit 1" 1 '^status: ERROR_WV$' \
+expect "tas with a wrong version: ERROR_WV, exit 5" 5 '^status: ERROR_WV$' \
     '^version: 1$'
 run tas 1000 1 world
 expect "tas with the right version: SUCCESS with the previous value" 0 \
@@ -221,12 +227,12 @@ else
 	not_ok "the default timestamp is now, in milliseconds (got '$ts')"
 fi
 run delv 1000 1
-expect "delv with a wrong version: ERROR_WV, exit 1" 1 '^status: ERROR_WV$'
+expect "delv with a wrong version: ERROR_WV, exit 5" 5 '^status: ERROR_WV$'
 run delv 1001 1
-expect "delv of an absent key: ERROR_NE, exit 1" 1 '^status: ERROR_NE$' \
+expect "delv of an absent key: ERROR_NE, exit 4" 4 '^status: ERROR_NE$' \
     '^value: none$'
 run tas 1001 1 x
-expect "tas of an absent key: ERROR_NE, exit 1" 1 '^status: ERROR_NE$'
+expect "tas of an absent key: ERROR_NE, exit 4" 4 '^status: ERROR_NE$'
 run delv 1000 2
 expect "delv with the right version: SUCCESS with the value" 0 \
     '^status: SUCCESS$' '^data: world$'
@@ -350,6 +356,148 @@ expect "-a without a port: exit 2" 2 '-a takes host:port'
 run help
 expect "help lists the commands and the DATA forms" 0 '^  get KEY$' \
     '^  tas KEY VERSION DATA \[TIMESTAMP\]$' 'x:HEX' '@FILE' 't:TEXT'
+
+# -o json: one object per command on one line, with the exit statuses of
+# the text form.  jexpect checks them with Python's json module: every
+# line of standard output must be a JSON object, and EXPR must hold of
+# them (o is the last, objs all of them).
+runj() {
+	OUT=$("$CLI" -a "$ADDR" -o json "$@" 2>"$WORK/json.err")
+	RC=$?
+}
+
+# jexpect NAME STATUS EXPR: as expect, for the output of runj.
+jexpect() {
+	if [ "$RC" -ne "$2" ]; then
+		not_ok "$1 (exit $RC, wanted $2): $(printf '%s' "$OUT" |
+		    head -c 300)"
+		return
+	fi
+	if why=$(printf '%s\n' "$OUT" | /usr/bin/python3 -c '
+import base64, json, sys
+objs = [json.loads(l) for l in sys.stdin.read().splitlines()]
+assert objs and all(isinstance(x, dict) for x in objs), "not objects"
+o = objs[-1]
+b64 = lambda b: base64.b64encode(b).decode()
+if not eval("(" + sys.argv[1] + ")"):
+	sys.exit("false of: %s" % objs[-3:])' "$3" 2>&1); then
+		ok "$1"
+	else
+		not_ok "$1 ($(printf '%s' "$why" | tail -n 1 | head -c 400))"
+	fi
+}
+
+runj get 5000
+jexpect "json: get of an absent key: ERROR without a value, exit 1" 1 \
+    'o == {"op": "get", "key": "5000", "status": "ERROR"}'
+runj set 5000 héllo 1700000000000
+jexpect "json: set of an absent key: SUCCESS, exit 0" 0 \
+    'o == {"op": "set", "key": "5000", "status": "SUCCESS"}'
+runj set 5000 other
+jexpect "json: set of a present key: ERROR with the value, exit 1" 1 \
+    'o["status"] == "ERROR" and o["version"] == 1 and o["data"] == "héllo"'
+OUT=$("$CLI" -a "$ADDR" --output=json get 0x1388 2>"$WORK/json.err")
+RC=$?
+jexpect "json (--output=json): get: every field, the key in decimal" 0 \
+    'list(o) == ["op", "key", "status", "version", "timestamp",
+    "data_base64", "data"] and o["key"] == "5000" and
+    o["version"] == 1 and o["timestamp"] == 1700000000000 and
+    o["data"] == "héllo" and o["data_base64"] == b64("héllo".encode())'
+runj tas 5000 7 x
+jexpect "json: tas with a wrong version: ERROR_WV with the value, exit 5" 5 \
+    'o["status"] == "ERROR_WV" and o["version"] == 1'
+runj delv 5001 1
+jexpect "json: delv of an absent key: ERROR_NE, exit 4" 4 \
+    'o == {"op": "delv", "key": "5001", "status": "ERROR_NE"}'
+runj tas 5000 1 "x:0a00" 1700000000001
+jexpect "json: tas: SUCCESS with the previous value, exit 0" 0 \
+    'o["status"] == "SUCCESS" and o["data"] == "héllo"'
+runj del 5000
+jexpect "json: control characters and NUL are UTF-8: data kept, escaped" 0 \
+    'o["version"] == 2 and o["data"] == "\n\0" and
+    o["data_base64"] == "CgA="'
+runj get 123456789012345678901234567890123456789
+jexpect "json: a key past 64 bits, in decimal" 1 \
+    'o["key"] == "123456789012345678901234567890123456789"'
+runj get -0x7a69
+jexpect "json: a negative key" 1 'o["key"] == "-31337"'
+runj health
+jexpect "json: health: SERVING, exit 0" 0 \
+    'o == {"op": "health", "status": "SERVING"}'
+runj get
+jexpect "json: usage error: USAGE with the usage, exit 2" 2 \
+    'o == {"op": "get", "status": "USAGE", "message": "usage: get KEY"}'
+runj get 12x
+jexpect "json: a bad key: USAGE, exit 2" 2 \
+    'o["status"] == "USAGE" and o["message"].startswith("bad KEY")'
+runj frob
+jexpect "json: an unknown command: USAGE, exit 2" 2 \
+    'o["op"] == "frob" and o["status"] == "USAGE"'
+runj get "0x$huge"
+jexpect "json: a key over the server's limit: INVALID_ARGUMENT, exit 3" 3 \
+    'o["status"] == "INVALID_ARGUMENT" and "message" in o'
+runj member list
+jexpect "json: member list of single-node kvdb: UNIMPLEMENTED, exit 3" 3 \
+    'o["op"] == "member" and o["action"] == "list" and
+    o["status"] == "UNIMPLEMENTED"'
+OUT=$("$CLI" -a "127.0.0.1:$(free_port)" -o json --retry-time=0 get 5 \
+    2>"$WORK/json.err")
+RC=$?
+jexpect "json: no server: UNAVAILABLE with a message, exit 3" 3 \
+    'o["status"] == "UNAVAILABLE" and o["key"] == "5" and
+    o["message"].startswith("cannot connect to")'
+if [ ! -s "$WORK/json.err" ]; then
+	ok "json: ...and nothing on standard error"
+else
+	not_ok "json: ...and nothing on standard error: $(cat "$WORK/json.err")"
+fi
+kill -STOP "$SERVER"
+runj -t 200 --retry-time=0 get 5
+kill -CONT "$SERVER"
+jexpect "json: a server that does not answer: DEADLINE_EXCEEDED, exit 3" 3 \
+    'o["status"] == "DEADLINE_EXCEEDED"'
+cmds=$("$CLI" help | sed -n 's/^  \([a-z][a-z]*\).*/\1/p' | tr '\n' ' ')
+runj help
+jexpect "json: help lists the commands text help lists" 0 \
+    "' '.join(c['name'] for c in o['commands']) == '${cmds% }'"
+# Bytes that are not UTF-8, each stored and read back through one prompt
+# fed by a pipe: no "data", the right base64, one line per command.
+: >"$WORK/json.in"
+k=7000
+NONUTF8="ff00c0af c0af e282 eda080 edbfbf f4908080 f880808080 80"
+for hex in $NONUTF8; do
+	k=$((k + 1))
+	echo "set $k x:$hex" >>"$WORK/json.in"
+	echo "get $k" >>"$WORK/json.in"
+done
+printf '\nset 6000 x:f48fbfbf\nget 6000\nbad "quote\nquit\nget 6000\n' \
+    >>"$WORK/json.in"
+OUT=$("$CLI" -a "$ADDR" -o json <"$WORK/json.in" 2>"$WORK/json.err")
+RC=$?
+jexpect "json prompt: one line per command, none for an empty line" 0 \
+    'len(objs) == 19 and o["status"] == "USAGE" and "op" not in o'
+jexpect "json: bytes that are not UTF-8 (overlong, surrogate, past U+10FFFF, cut): base64 only" 0 \
+    "all('data' not in g and g['data_base64'] == b64(bytes.fromhex(h))
+    for g, h in zip(objs[1:16:2], '$NONUTF8'.split())) and
+    all(s['status'] == 'SUCCESS' for s in objs[0:16:2])"
+jexpect "json: U+10FFFF is UTF-8: data kept" 0 \
+    'objs[17]["data"] == "\U0010ffff"'
+# check: a line per test, then the counts.
+runj check --keys 40 --concurrency 8
+jexpect "json: check: a line per test, then PASS with the counts, exit 0" 0 \
+    'o["status"] == "PASS" and o["failed"] == 0 and
+    o["passed"] == len(objs) - 1 >= 20 and
+    all(t["result"] == "ok" for t in objs[:-1]) and
+    o["contention_successes"] > 0 and o["keys"] == 40'
+if grep -q '^dsd-cli: check: contention: ' "$WORK/json.err"; then
+	ok "json: check: its comments go to standard error"
+else
+	not_ok "json: check: its comments go to standard error"
+fi
+runj check --keys 0
+jexpect "json: check with a bad flag: USAGE, exit 2" 2 \
+    'o == {"op": "check", "status": "USAGE",
+    "message": "check: --keys is 1 to 100000000"}'
 
 # Retries and addresses against single-node kvdb.  A server stopped for a
 # second: the call's attempts time out (-t 300) and are retried until it
@@ -565,6 +713,39 @@ OUT=$("$BENCH" -q -a "$BB" -n 10 --target etcd --etcd-read=fast 2>&1)
 RC=$?
 expect "dsd-bench: --etcd-read takes linearizable or serializable, exit 2" 2 \
     'linearizable or serializable'
+# --json: a line per second, then the summary, every field there.
+"$BENCH" --json -q -a "$BB" -c 2 -s 4 -d 2 --mix set=50,get=40,tas=10 \
+    --base 0x7000000000 \
+    >"$WORK/bench.json" 2>"$WORK/bench.err"
+RC=$?
+OUT=$(cat "$WORK/bench.json")
+jexpect "dsd-bench --json: interval lines t=1, 2..., then one summary" 0 \
+    '[x["type"] for x in objs] == ["interval"] * (len(objs) - 1) +
+    ["summary"] and 1 <= len(objs) - 1 <= 3 and
+    [x["t"] for x in objs[:-1]] == list(range(1, len(objs)))'
+jexpect "dsd-bench --json: each interval: ops, errors, p50/p99/p999/max/mean" 0 \
+    'all(set(x) == {"type", "t", "ops", "errors", "p50_ms", "p99_ms",
+    "p999_ms", "max_ms", "mean_ms", "inflight", "errors_by_status"} and
+    x["ops"] > 0 and x["errors"] == 0 and
+    0 < x["p50_ms"] <= x["p99_ms"] <= x["p999_ms"] <= x["max_ms"]
+    for x in objs[:-1])'
+jexpect "dsd-bench --json: the summary: parameters, throughput, latency, statuses, errors" 0 \
+    'o["target"] == "kvdb" and o["addr"] == "'"$BB"'" and
+    o["params"]["connections"] == 2 and o["params"]["streams"] == 4 and
+    o["params"]["mix"] == {"set": 50, "get": 40, "tas": 10} and
+    o["params"]["duration_s"] == 2 and
+    1.9 < o["secs"] < 3 and o["answered"] >= sum(x["ops"] for x in objs[:-1])
+    and abs(o["throughput"] - o["answered"] / o["secs"]) < 0.01 * o["throughput"] + 1
+    and o["latency"]["p50_ms"] <= o["latency"]["p99_ms"] <= o["latency"]["p999_ms"]
+    and sorted(o["ops"]) == ["get", "set", "tas"]
+    and sum(sum(v["statuses"].values()) for v in o["ops"].values()) == o["answered"]
+    and o["ops"]["set"]["statuses"] == {"SUCCESS": o["ops"]["set"]["answered"]}
+    and o["errors"] == {"total": 0, "by_status": {}, "undecodable": 0}
+    and o["connections"] == {"lost": 0, "reopened": 0}'
+OUT=$("$BENCH" --help 2>&1)
+RC=$?
+expect "dsd-bench --help: the options, exit 0" 0 '^  --json ' \
+    '^  -c, --connections=N '
 kill "$BENCH_B"
 wait "$BENCH_B" 2>/dev/null
 BENCH_B=
@@ -681,6 +862,20 @@ esac
 is "...in two calls" "$(fake_stat 'd["admin"].get("Status")')" 2
 runa "$FADDR" status --digest
 expect "status --digest: the digest in hex" 0 '^digest: 00000000deadbeef$'
+OUT=$("$CLI" -a "$FADDR" -o json member list 2>"$WORK/json.err")
+RC=$?
+jexpect "json: member list: the members, the leader's id, empty addresses as \"\"" 0 \
+    'o["status"] == "OK" and o["action"] == "list" and o["leader_id"] == 1
+    and o["members"][0] == {"id": 1, "raft_address": "127.0.0.1:9001",
+    "client_address": "127.0.0.1:7001", "role": "voter", "leader": True}
+    and {"id": 3, "raft_address": "", "client_address": "", "role": "spare",
+    "leader": False} in o["members"]'
+OUT=$("$CLI" -a "$FADDR" -o json status --digest 2>"$WORK/json.err")
+RC=$?
+jexpect "json: status --digest: the fields as integers and strings, the digest" 0 \
+    'o["status"] == "OK" and o["id"] == 2 and o["state"] == "follower" and
+    o["leader_id"] == 1 and o["term"] == 7 and o["commit_index"] == 120 and
+    o["raft_address"] == "127.0.0.1:9002" and o["digest"] == "00000000deadbeef"'
 stop_fake
 
 # A real cluster, when the build has kvdb-replicated (libraft).

@@ -1,11 +1,12 @@
 # shellcheck shell=sh
 # The machinery of the checks of dsd's systemd units under a real systemd
-# (unit.sh: kvdb's unit; replicated.sh: kvdb-replicated's template unit).
-# Source it from such a script, which defines outer() (its checks) and
-# ends with container_main "$@".
+# (unit.sh: kvdb's unit; replicated.sh: kvdb-replicated's template unit;
+# tests/pkg/deb.sh: the Debian package).  Source it from such a script,
+# which defines outer() (its checks) and ends with container_main "$@".
 #
 # The script builds the tracked files of this tree out of place, installs
-# them with "make install DESTDIR=..." (build_install), and boots the
+# them with "make install DESTDIR=..." (build_install; deb.sh builds a
+# package of them and installs that with dpkg), and boots the
 # machine's own systemd as PID 1 of new pid, mount, network, cgroup, uts
 # and ipc namespaces on an overlay of / (make_root, boot): the host's
 # files are only read, every write lands in a tmpfs or in the run's work
@@ -232,11 +233,12 @@ container_start() {
 	    skip "cannot enter a cgroup and new namespaces: $(cat "$W/trial.log")"
 }
 
-# build_install: build and install the tracked files of this tree, out
-# of place, into $W/dest (the prefix is /usr, settings in /etc); list
-# what was installed in $W/installed.  Stops the run if that fails.
-build_install() {
-	mkdir "$W/src" "$W/dest"
+# copy_tracked DIR: the tracked files of this tree, as the work tree has
+# them, copied into DIR (made here): a build there sees nothing that is
+# not in git, as a fresh clone would.  Stops the run if git cannot list
+# them.
+copy_tracked() {
+	mkdir -p "$1"
 	(cd "$TOP" && git ls-files) >"$W/files" 2>/dev/null || {
 		not_ok "list the tracked files of $TOP (git ls-files)"
 		finish
@@ -244,7 +246,15 @@ build_install() {
 	}
 	(cd "$TOP" && while IFS= read -r f; do
 		[ -e "$f" ] || [ -L "$f" ] && printf '%s\n' "$f"
-	done <"$W/files" | tar -cf - -T -) | tar -xf - -C "$W/src"
+	done <"$W/files" | tar -cf - -T -) | tar -xf - -C "$1"
+}
+
+# build_install: build and install the tracked files of this tree, out
+# of place, into $W/dest (the prefix is /usr, settings in /etc); list
+# what was installed in $W/installed.  Stops the run if that fails.
+build_install() {
+	mkdir "$W/dest"
+	copy_tracked "$W/src"
 	echo "# building in $W/src"
 	if (cd "$W/src" && ./autogen.sh && ./configure --prefix=/usr \
 	    --sysconfdir=/etc --localstatedir=/var &&
@@ -283,6 +293,9 @@ make_root() {
 		[ -d "$d" ] && rm -rf "$d"
 	done
 	ln -sf /dev/null "$R/etc/systemd/system/console-getty.service"
+	# A container image's policy-rc.d (Docker's exits 101) forbids
+	# packages' maintainer scripts to start services; a machine has none.
+	rm -f "$R/usr/sbin/policy-rc.d"
 	: >"$R/etc/fstab"
 	echo dsd-unit-test >"$R/etc/hostname"
 	rm -f "$R/etc/machine-id"
@@ -352,6 +365,20 @@ container_reboot() {
 	show "$W/unshare2.log"
 	show "$W/console2.log"
 	return 1
+}
+
+# dynamic_user UNIT: UNIT's main process ($MAIN) and user id ($DUID),
+# its /proc status in $W/procstatus with the lines that tell its
+# privileges shown, and the check that it runs as that non-root user.
+dynamic_user() {
+	MAIN=$(C systemctl show -p MainPID --value "$1")
+	DUID=$(C systemctl show -p UID --value "$1")
+	echo "# main PID $MAIN, user $(C systemctl show -p User --value "$1"), uid $DUID"
+	C cat "/proc/$MAIN/status" >"$W/procstatus" 2>&1
+	grep -E '^(Uid|Gid|CapEff|CapBnd|NoNewPrivs|Seccomp):' "$W/procstatus" |
+	    sed 's/^/    # /'
+	t "it runs as the dynamic user, not root" \
+	    '[ "$DUID" -gt 0 ] && grep -Eq "^Uid:[[:space:]]+$DUID[[:space:]]" "$W/procstatus"'
 }
 
 # security UNIT: "systemd-analyze security UNIT", the items it counts

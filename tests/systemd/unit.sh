@@ -67,14 +67,7 @@ outer() {
 	    'grep -q "Active: active (running)" "$W/status.log"'
 	t "systemd got READY=1, and only then went start -> running" \
 	    'ready_then_running dsd-kvdb.service'
-	MAIN=$(C systemctl show -p MainPID --value dsd-kvdb)
-	DUID=$(C systemctl show -p UID --value dsd-kvdb)
-	echo "# main PID $MAIN, user $(C systemctl show -p User --value dsd-kvdb), uid $DUID"
-	C cat "/proc/$MAIN/status" >"$W/procstatus" 2>&1
-	grep -E '^(Uid|Gid|CapEff|CapBnd|NoNewPrivs|Seccomp):' "$W/procstatus" |
-	    sed 's/^/    # /'
-	t "it runs as the dynamic user, not root" \
-	    '[ "$DUID" -gt 0 ] && grep -Eq "^Uid:[[:space:]]+$DUID[[:space:]]" "$W/procstatus"'
+	dynamic_user dsd-kvdb
 	t "it has no capabilities" \
 	    'grep -Eq "^CapEff:[[:space:]]+0+\$" "$W/procstatus"'
 	t "NoNewPrivs is set and a seccomp filter is on" \
