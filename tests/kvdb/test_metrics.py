@@ -347,6 +347,19 @@ def test_kvdb():
     srv = Server(DSD, ["--metrics-listen=127.0.0.1:%d" % mport,
                        "--snapshot-interval=1", "--max-key-bytes=64",
                        "--max-message=4096", "--max-connections=8"])
+    clients = []
+    try:
+        kvdb_checks(srv, mport, clients)
+    finally:
+        # Also after a page that did not parse ended the checks.
+        for cl in clients:
+            cl.close()
+        check("kvdb exits 0 on SIGTERM", srv.stop() == 0,
+              srv.logtext()[-1500:])
+        srv.cleanup()
+
+
+def kvdb_checks(srv, mport, clients):
     started = time.time()
     check("kvdb starts with --metrics-listen", srv.wait_port(),
           srv.logtext())
@@ -407,7 +420,7 @@ def test_kvdb():
             time.sleep(0.02)
     t = threading.Thread(target=scraper)
     t.start()
-    clients = [Client(srv.addr) for _ in range(4)]
+    clients += [Client(srv.addr) for _ in range(4)]
     try:
         did = load(lambda i: clients[i])
         loaded = True
@@ -587,16 +600,18 @@ def test_kvdb():
     check("... and gRPC and /metrics are served after it, with a "
           "half-sent request still open", ok_after is True, ok_after)
 
-    for cl in clients:
-        cl.close()
-    check("kvdb exits 0 on SIGTERM", srv.stop() == 0, srv.logtext()[-1500:])
-    srv.cleanup()
-
 
 # -- kvdb-replicated ----------------------------------------------------------
 
 def test_replicated():
     c = Cluster(3)
+    try:
+        replicated_checks(c)
+    finally:
+        c.cleanup()
+
+
+def replicated_checks(c):
     ports = {}
     for n in c.nodes:
         ports[n.id] = free_port()
@@ -605,7 +620,6 @@ def test_replicated():
     check("kvdb-replicated: three nodes with --metrics-listen elect a leader",
           leader, c.logs())
     if not leader:
-        c.cleanup()
         return
     f = c.follower(leader)
     before = {n.id: scrape(ports[n.id])[0] for n in c.nodes}
@@ -623,7 +637,6 @@ def test_replicated():
         ok = repr(e)
     check("kvdb-replicated: every node's page parses", ok is True, ok)
     if ok is not True:
-        c.cleanup()
         return
 
     def moved(nid, method, st="SUCCESS"):
@@ -658,7 +671,6 @@ def test_replicated():
     rcs = c.stop()
     check("kvdb-replicated: every node exits 0 on SIGTERM",
           all(rc == 0 for rc in rcs.values()), rcs)
-    c.cleanup()
 
 
 def main():
