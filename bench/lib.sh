@@ -77,9 +77,15 @@ bench_run() {
 # bench_stop: stop the server a script started in the background as $PID,
 # if any, and wait for it.
 bench_stop() {
-	if [ -n "$PID" ]; then
-		kill "$PID" 2>/dev/null
-		wait "$PID" 2>/dev/null
-	fi
+	bench_kill "$PID"
 	PID=
+}
+
+# bench_kill PID: stop a process the script started in the background, if
+# PID is not empty, and wait for it.
+bench_kill() {
+	if [ -n "$1" ]; then
+		kill "$1" 2>/dev/null
+		wait "$1" 2>/dev/null
+	fi
 }

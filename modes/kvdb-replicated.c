@@ -50,6 +50,7 @@
 #include "core/dsd.h"
 #include "core/flags.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/sdnotify.h"
 #include "core/u64map.h"
 #include "core/xmalloc.h"
@@ -1513,6 +1514,28 @@ fail:
 	return NULL;
 }
 
+/* Metrics: the state machine's store and where Raft stands. */
+static void
+kvr_metrics(struct metrics_out *out, void *arg)
+{
+	struct kvr		*kv = arg;
+	struct raft_glue_status	 st;
+
+	kvfront_metrics_store(out, rsm_store(kv->rsm));
+	raft_glue_status(kv->glue, &st);
+	metrics_one(out, "dsd_raft_term", "gauge", "Current Raft term.",
+	    st.term);
+	metrics_one(out, "dsd_raft_commit_index", "gauge",
+	    "Index of the last Raft entry known committed.", st.commit_index);
+	metrics_one(out, "dsd_raft_applied_index", "gauge",
+	    "Index of the last Raft entry applied to the store.",
+	    st.applied_index);
+	metrics_one(out, "dsd_raft_last_index", "gauge",
+	    "Index of the last entry in this node's Raft log.", st.last_index);
+	metrics_one(out, "dsd_raft_is_leader", "gauge",
+	    "1 if this node is the Raft leader, else 0.", st.leader ? 1 : 0);
+}
+
 static int
 kvr_init(struct dsd *d, void **statep)
 {
@@ -1613,6 +1636,7 @@ kvr_init(struct dsd *d, void **statep)
 
 	listen = flags_given(d, "listen") ? flags_str(d, "listen") :
 	    kv->client_addr;
+	kvfront_metrics(kv->front, kvr_metrics, kv);
 	kvfront_listen(kv->front, listen);
 	/* Requests passed on to the leader go over TLS when the client
 	 * ports speak it, this member's certificate as the client's.

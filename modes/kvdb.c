@@ -36,6 +36,7 @@
 #include "core/dsd.h"
 #include "core/flags.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/sdnotify.h"
 #include "core/xmalloc.h"
 #include "kv/backup.h"
@@ -48,6 +49,8 @@
 struct kv_pending {
 	uint64_t		 seq;
 	struct grpc_call	*call;
+	enum store_op_type	 type;		/* for the metrics */
+	enum store_status	 status;
 	uint8_t			*reply;
 	size_t			 len;
 	struct kv_pending	*next;
@@ -105,7 +108,9 @@ kv_on_durable(void *arg, uint64_t seq, int error)
 	}
 	while ((p = kv->head) != NULL && p->seq <= seq) {
 		kv->head = p->next;
-		grpc_call_reply(p->call, p->reply, p->len); /* dropped if dead */
+		/* Dropped if dead. */
+		(void)kvfront_call_reply(kv->front, p->call, p->type, p->status,
+		    p->reply, p->len);
 		free(p->reply);
 		free(p);
 	}
@@ -121,6 +126,7 @@ kv_request(void *arg, struct kvfront_req *req)
 	struct kvdb		*kv = arg;
 	struct store_result	 res = { 0 };
 	struct kv_pending	*p;
+	enum store_status	 status;
 	uint8_t			*wp = NULL, *reply;
 	size_t			 enclen = 0, rlen;
 	uint64_t		 seq;
@@ -163,6 +169,7 @@ kv_request(void *arg, struct kvfront_req *req)
 	}
 	reply = kvfront_encode(&res, &rlen);
 	store_result_release(&res);
+	status = res.status;
 	if (reply == NULL) {
 		/* The change, if any, is applied and logged: the outcome is
 		 * not a definite failure. */
@@ -177,6 +184,8 @@ kv_request(void *arg, struct kvfront_req *req)
 	}
 	p->seq = seq;
 	p->call = req->call;
+	p->type = req->op.type;
+	p->status = status;
 	p->reply = reply;
 	p->len = rlen;
 	if (kv->tail != NULL)
@@ -205,6 +214,48 @@ kv_backup_durable(void *arg, uint64_t seq)
 	struct kvdb	*kv = arg;
 
 	return wal_durable_seq(kv->wal) >= seq;
+}
+
+/* Metrics: the store, the log and the snapshots. */
+
+static void
+kv_metrics(struct metrics_out *out, void *arg)
+{
+	struct kvdb		*kv = arg;
+	struct wal_stats	 ws;
+	struct snap_stats	 ss;
+
+	kvfront_metrics_store(out, kv->store);
+	wal_get_stats(kv->wal, &ws);
+	metrics_one(out, "dsd_wal_bytes_written_total", "counter",
+	    "Bytes written to the write-ahead log.", ws.bytes);
+	metrics_one(out, "dsd_wal_fsyncs_total", "counter",
+	    "fdatasync and fsync calls of the write-ahead log: of records, "
+	    "and of new segments and the directory.", ws.fsyncs);
+	metrics_family(out, "dsd_wal_fsync_duration_seconds", "histogram",
+	    "Time each fdatasync of log records took (what an "
+	    "acknowledged write waits for with --fsync=always).");
+	metrics_hist(out, "dsd_wal_fsync_duration_seconds", &ws.sync, NULL);
+
+	snap_get_stats(kv->snap, &ss);
+	metrics_family(out, "dsd_snapshots_total", "counter",
+	    "Snapshots ended, by result.");
+	metrics_int(out, "dsd_snapshots_total", ss.ok, "result", "success",
+	    NULL);
+	metrics_int(out, "dsd_snapshots_total", ss.failed, "result",
+	    "failure", NULL);
+	metrics_family(out, "dsd_snapshot_duration_seconds", "histogram",
+	    "Time a successful snapshot took, from just before fork() to "
+	    "the child's exit seen (the final one at shutdown: its write).");
+	metrics_hist(out, "dsd_snapshot_duration_seconds", &ss.duration,
+	    NULL);
+	metrics_one(out, "dsd_snapshot_size_bytes", "gauge",
+	    "Size of the last snapshot file; 0 if there is none.", ss.size);
+	metrics_family(out, "dsd_snapshot_last_success_timestamp_seconds",
+	    "gauge", "When the last snapshot was written (its file's "
+	    "mtime), in seconds since the epoch; 0 if there is none.");
+	metrics_seconds(out, "dsd_snapshot_last_success_timestamp_seconds",
+	    ss.written_ns, NULL);
 }
 
 /* Start-up. */
@@ -259,6 +310,7 @@ kv_init(struct dsd *d, void **statep)
 	sc.log_limit = (uint64_t)flags_int(d, "snapshot-log-size") << 20;
 	if ((kv->snap = snap_new(&sc, &info)) == NULL)
 		fatalx("cannot set up snapshots");
+	kvfront_metrics(kv->front, kv_metrics, kv);
 	kvfront_listen(kv->front, flags_str(d, "listen"));
 	bs.state = kv_backup_state;
 	bs.durable = kv_backup_durable;

@@ -20,12 +20,15 @@
 #include "core/dsd.h"
 #include "core/flags.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/xmalloc.h"
 #include "kv/kvfront.h"
 #include "kv/kvdb.pb-c.h"
 #include "net/tls.h"
 
 #define KVFRONT_DEFAULT_PORT	"7379"
+#define KVFRONT_NOPS		(STORE_OP_TESTANDSET + 1)
+#define KVFRONT_NSTATUS		(STORE_ERROR_WV + 1)
 
 struct kvfront {
 	struct dsd		*d;
@@ -37,6 +40,15 @@ struct kvfront {
 	kvfront_request_fn	 fn;
 	void			*arg;
 	struct grpc_method	 methods[6];
+
+	/* Metrics: the page, the mode's part of it, and what only the front
+	 * counts (the transport counts the rest). */
+	struct metrics_server	*metrics;
+	metrics_collect_fn	 mode_metrics;
+	void			*mode_metrics_arg;
+	char			*op_names[KVFRONT_NOPS];	/* labels */
+	uint64_t		 answered[KVFRONT_NOPS][KVFRONT_NSTATUS];
+	uint64_t		 refused_key;
 
 	/* TLS: the files, read again on SIGHUP. */
 	const char		*tls_cert, *tls_key, *tls_client_ca;
@@ -77,6 +89,9 @@ static const struct flag kvfront_flags[] = {
 	{ "tls-client-ca", FLAG_STRING, "FILE", NULL, 0, 0,
 	  "require client certificates signed by a CA in this PEM file "
 	  "(mutual TLS); reread on SIGHUP" },
+	{ "metrics-listen", FLAG_STRING, "ADDR:PORT", NULL, 0, 0,
+	  "serve Prometheus metrics at http://ADDR:PORT/metrics (plain "
+	  "HTTP; off unless given)" },
 	{ NULL, 0, NULL, NULL, 0, 0, NULL }
 };
 
@@ -143,6 +158,45 @@ kvfront_req_done(struct kvfront_req *req)
 	free(req);
 }
 
+int
+kvfront_call_reply(struct kvfront *f, struct grpc_call *call,
+    enum store_op_type type, int status, const uint8_t *reply, size_t len)
+{
+	if (grpc_call_reply(call, reply, len) == -1)
+		return -1;	/* dropped: the client never saw it */
+	if (status >= 0 && status < KVFRONT_NSTATUS &&
+	    type < KVFRONT_NOPS)
+		f->answered[type][status]++;
+	return 0;
+}
+
+/* The status of a Reply message, or -1 if it does not decode. */
+static int
+kvfront_reply_status(const uint8_t *reply, size_t len)
+{
+	Dsd__Kvdb__V1__Reply	*r;
+	int			 status;
+
+	if ((r = dsd__kvdb__v1__reply__unpack(NULL, len, reply)) == NULL)
+		return -1;
+	status = (int)r->status;
+	dsd__kvdb__v1__reply__free_unpacked(r, NULL);
+	return status;
+}
+
+/* Answer with Reply bytes of a status (-1: unknown), and end. */
+static void
+kvfront_send(struct kvfront_req *req, int status, const uint8_t *reply,
+    size_t len)
+{
+	if (req->call != NULL)	/* dropped if dead */
+		(void)kvfront_call_reply(req->front, req->call,
+		    req->op.type, status, reply, len);
+	else
+		req->done(req->done_arg, GRPC_OK, NULL, reply, len);
+	kvfront_req_done(req);
+}
+
 void
 kvfront_reply(struct kvfront_req *req, const struct store_result *res)
 {
@@ -155,7 +209,7 @@ kvfront_reply(struct kvfront_req *req, const struct store_result *res)
 		    "reply");
 		return;
 	}
-	kvfront_relay(req, reply, len);
+	kvfront_send(req, (int)res->status, reply, len);
 	free(reply);
 }
 
@@ -173,11 +227,13 @@ kvfront_fail(struct kvfront_req *req, enum grpc_status status,
 void
 kvfront_relay(struct kvfront_req *req, const uint8_t *reply, size_t len)
 {
-	if (req->call != NULL)
-		grpc_call_reply(req->call, reply, len);	/* dropped if dead */
-	else
-		req->done(req->done_arg, GRPC_OK, NULL, reply, len);
-	kvfront_req_done(req);
+	int	status = -1;
+
+	/* The leader's answer says its status only inside: decoding it
+	 * costs a copy, paid only when someone counts. */
+	if (req->call != NULL && req->front->metrics != NULL)
+		status = kvfront_reply_status(reply, len);
+	kvfront_send(req, status, reply, len);
 }
 
 const char *
@@ -281,6 +337,7 @@ kvfront_decode_req(struct kvfront *f, struct grpc_call *call,
 			    NULL, 0);
 		return NULL;
 	}
+	req->front = f;
 	req->call = call;
 	req->done = done;
 	req->done_arg = arg;
@@ -292,6 +349,8 @@ kvfront_decode_req(struct kvfront *f, struct grpc_call *call,
 	}
 	klen = store_key_canon(req->op.key, req->op.keylen, &off);
 	if (klen > (size_t)f->max_key) {
+		if (call != NULL)	/* a replica's was counted there */
+			f->refused_key++;
 		snprintf(msg, sizeof msg, "key of %zu bytes is over the limit "
 		    "of %d", klen, f->max_key);
 		kvfront_fail(req, GRPC_INVALID_ARGUMENT, msg);
@@ -368,6 +427,119 @@ KVFRONT_METHOD(del, STORE_OP_DEL)
 KVFRONT_METHOD(delversion, STORE_OP_DELVERSION)
 KVFRONT_METHOD(testandset, STORE_OP_TESTANDSET)
 #undef KVFRONT_METHOD
+
+/* Metrics. */
+
+static const char *const kvfront_status_names[KVFRONT_NSTATUS] = {
+	[STORE_SUCCESS] = "SUCCESS",
+	[STORE_ERROR] = "ERROR",
+	[STORE_ERROR_NE] = "ERROR_NE",
+	[STORE_ERROR_WV] = "ERROR_WV",
+};
+
+/* The refusals the transport counts, as the page names them: after the
+ * flag that sets the limit where there is one. */
+static const char *const kvfront_h2_refusals[H2_NREFUSED] = {
+	[H2_REFUSED_CONN] = "max_connections",
+	[H2_REFUSED_EVICTED] = "max_connections_evicted",
+	[H2_REFUSED_HANDSHAKE] = "handshake_timeout",
+	[H2_REFUSED_TLS] = "tls_handshake",
+	[H2_REFUSED_STREAM] = "max_streams",
+	[H2_REFUSED_HEADERS] = "max_header_list",
+	[H2_REFUSED_BODY] = "max_body",
+	[H2_REFUSED_BUDGET] = "budget",
+};
+static const char *const kvfront_grpc_refusals[GRPC_NREFUSED] = {
+	[GRPC_REFUSED_DEADLINE] = "deadline",
+	[GRPC_REFUSED_MESSAGE] = "max_message",
+};
+
+void
+kvfront_metrics(struct kvfront *f, metrics_collect_fn fn, void *arg)
+{
+	f->mode_metrics = fn;
+	f->mode_metrics_arg = arg;
+}
+
+void
+kvfront_metrics_store(struct metrics_out *out, const struct store *st)
+{
+	metrics_one(out, "dsd_keys", "gauge", "Keys held.", store_count(st));
+	metrics_one(out, "dsd_value_bytes", "gauge", "Bytes of value data "
+	    "held (keys and overhead not counted).", store_data_bytes(st));
+}
+
+/* The calls: by outcome, by error, by duration. */
+static void
+kvfront_collect_calls(struct metrics_out *out, struct kvfront *f)
+{
+	const struct grpc_method_stats	*ms;
+	size_t				 i, j;
+	int				 t, st;
+
+	metrics_family(out, "dsd_requests_total", "counter",
+	    "Key-value calls answered, by method and the status in the "
+	    "Reply; calls answered with a gRPC error are in "
+	    "dsd_grpc_errors_total instead.");
+	for (t = STORE_OP_SET; t < KVFRONT_NOPS; t++)
+		for (st = 0; st < KVFRONT_NSTATUS; st++)
+			metrics_int(out, "dsd_requests_total",
+			    f->answered[t][st], "method", f->op_names[t],
+			    "status", kvfront_status_names[st], NULL);
+
+	metrics_family(out, "dsd_grpc_errors_total", "counter",
+	    "Calls answered with a grpc-status other than OK, by method "
+	    "(unknown: a path no method has) and code.");
+	for (i = 0; (ms = grpc_server_method_stats(f->srv, i)) != NULL; i++)
+		for (j = GRPC_OK + 1; j < GRPC_NSTATUS; j++)
+			if (ms->answers[j] != 0)
+				metrics_int(out, "dsd_grpc_errors_total",
+				    ms->answers[j], "method", ms->name, "code",
+				    grpc_status_name((int)j), NULL);
+
+	metrics_family(out, "dsd_request_duration_seconds", "histogram",
+	    "Time from a call's request being complete and handed to its "
+	    "method until its answer was queued for HTTP/2: the wait for "
+	    "the log or for Raft is in it, reading and writing the socket "
+	    "are not.");
+	/* The last stats are of calls to no method, which none timed. */
+	for (i = 0; grpc_server_method_stats(f->srv, i + 1) != NULL; i++) {
+		ms = grpc_server_method_stats(f->srv, i);
+		metrics_hist(out, "dsd_request_duration_seconds",
+		    &ms->duration, "method", ms->name, NULL);
+	}
+}
+
+static void
+kvfront_collect(struct metrics_out *out, void *arg)
+{
+	struct kvfront		*f = arg;
+	struct grpc_stats	 gs;
+	int			 i;
+
+	kvfront_collect_calls(out, f);
+	grpc_server_stats(f->srv, &gs);
+	metrics_one(out, "dsd_connections", "gauge",
+	    "Client connections open.", gs.h2.conns);
+	metrics_one(out, "dsd_streams", "gauge",
+	    "HTTP/2 streams (calls) open.", gs.h2.streams);
+	metrics_one(out, "dsd_connections_accepted_total", "counter",
+	    "Client connections accepted, those then refused included.",
+	    gs.h2.accepted);
+	metrics_family(out, "dsd_requests_refused_total", "counter",
+	    "Connections, streams and calls refused or cut short, by the "
+	    "limit or failure that refused them.");
+	for (i = 0; i < H2_NREFUSED; i++)
+		metrics_int(out, "dsd_requests_refused_total", gs.h2.refused[i],
+		    "reason", kvfront_h2_refusals[i], NULL);
+	for (i = 0; i < GRPC_NREFUSED; i++)
+		metrics_int(out, "dsd_requests_refused_total", gs.refused[i],
+		    "reason", kvfront_grpc_refusals[i], NULL);
+	metrics_int(out, "dsd_requests_refused_total", f->refused_key,
+	    "reason", "max_key_bytes", NULL);
+	if (f->mode_metrics != NULL)
+		f->mode_metrics(out, f->mode_metrics_arg);
+}
 
 /* Start-up. */
 
@@ -567,9 +739,12 @@ kvfront_listen(struct kvfront *f, const char *listen)
 {
 	struct dsd		*d = f->d;
 	struct grpc_config	 gc;
+	const char		*maddr = flags_str(d, "metrics-listen");
 	size_t			 held;
+	int			 t;
 
 	grpc_config_defaults(&gc);
+	gc.time_calls = maddr != NULL;
 	gc.h2.listen = listen;
 	gc.h2.max_streams = (uint32_t)flags_int(d, "max-streams");
 	gc.h2.max_conns = (int)flags_int(d, "max-connections");
@@ -622,6 +797,17 @@ kvfront_listen(struct kvfront *f, const char *listen)
 	f->methods[5] = (struct grpc_method){ NULL, NULL, NULL };
 	if (grpc_server_register(f->srv, f->methods) == -1)
 		fatalx("cannot register the KV methods");
+
+	if (maddr == NULL)
+		return;
+	for (t = STORE_OP_SET; t < KVFRONT_NOPS; t++)
+		if ((f->op_names[t] =
+		    grpc_method_name(kvfront_ops[t].path)) == NULL)
+			fatalx("out of memory");
+	if ((f->metrics = metrics_server_new(d->base, maddr, kvfront_collect,
+	    f)) == NULL)
+		fatalx("cannot serve metrics on %s", maddr);
+	log_notice("%s: metrics on http://%s/metrics", d->mode->name, maddr);
 }
 
 int
@@ -668,8 +854,13 @@ kvfront_shutdown(struct kvfront *f, int grace_ms, void (*done)(void *),
 void
 kvfront_free(struct kvfront *f)
 {
+	int	t;
+
 	if (f == NULL)
 		return;
+	metrics_server_free(f->metrics);
+	for (t = 0; t < KVFRONT_NOPS; t++)
+		free(f->op_names[t]);
 	if (f->srv != NULL)
 		grpc_server_free(f->srv);
 	if (f->sighup != NULL)

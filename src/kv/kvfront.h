@@ -17,8 +17,15 @@
  * client's session metadata.  The mode owns it from then on, answers it
  * during the callback or later, and ends it exactly once, with
  * kvfront_reply(), kvfront_fail(), kvfront_relay() or kvfront_req_done()
- * (which answers nothing: the mode took the call to answer it itself with
- * grpc_call_reply()).
+ * (which answers nothing: the mode took the call to answer it itself,
+ * with kvfront_call_reply()).
+ *
+ * With --metrics-listen the front also serves the Prometheus page: the
+ * requests answered by method and status, the transport's counters and
+ * refusals, each method's duration, and whatever the mode adds
+ * (kvfront_metrics()).  A request is counted by the node that took the
+ * client's call, when its answer goes out: a replica's answer relayed
+ * from the leader counts on the replica, not again on the leader.
  */
 #ifndef DSD_KV_KVFRONT_H
 #define DSD_KV_KVFRONT_H
@@ -26,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/metrics.h"
 #include "net/grpc.h"
 #include "kv/store.h"
 
@@ -49,6 +57,7 @@ typedef void	(*kvfront_done_fn)(void *arg, enum grpc_status,
 		    const char *msg, const uint8_t *reply, size_t len);
 
 struct kvfront_req {
+	struct kvfront		*front;
 	struct grpc_call	*call;		/* the mode's to answer, or NULL */
 	kvfront_done_fn		 done;		/* without a call */
 	void			*done_arg;
@@ -96,6 +105,14 @@ struct kvfront_req *kvfront_req_new(struct kvfront *, unsigned type,
  */
 int		 kvfront_tls(const struct kvfront *);
 struct ssl_ctx_st *kvfront_client_tls(struct kvfront *, const char *ca);
+/*
+ * The mode's own metrics, rendered after the front's on each scrape (the
+ * store's size, its log, Raft); set before kvfront_listen().
+ * kvfront_metrics_store() renders dsd_keys and dsd_value_bytes.
+ */
+void		 kvfront_metrics(struct kvfront *, metrics_collect_fn, void *arg);
+void		 kvfront_metrics_store(struct metrics_out *,
+		    const struct store *);
 /* Add more methods on the same port (the admin service). */
 int		 kvfront_register(struct kvfront *, const struct grpc_method *);
 struct grpc_server *kvfront_server(struct kvfront *);
@@ -124,5 +141,11 @@ void		 kvfront_fail(struct kvfront_req *, enum grpc_status,
 void		 kvfront_relay(struct kvfront_req *, const uint8_t *reply,
 		    size_t len);
 void		 kvfront_req_done(struct kvfront_req *);
+/* Answer a call the mode took, as grpc_call_reply(), with the Reply of
+ * an operation of this type, counted by its status (an enum
+ * store_status; -1: not counted) if it went out. */
+int		 kvfront_call_reply(struct kvfront *, struct grpc_call *,
+		    enum store_op_type, int status, const uint8_t *reply,
+		    size_t len);
 
 #endif

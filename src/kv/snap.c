@@ -49,8 +49,10 @@ struct snap {
 	uint8_t			*buf;
 
 	pid_t			 pid;		/* running child, or -1 */
+	uint64_t		 started_ns;	/* its fork() */
 	struct snap_info	 pending;	/* what the child writes */
 	struct snap_info	 last;		/* the last one completed */
+	struct snap_stats	 stats;
 
 	/* snap_poke(): wal_appended() where the last snapshot (and the
 	 * running one) cut the log. */
@@ -866,18 +868,22 @@ snap_reap(pid_t pid, int *status)
 	return 1;
 }
 
-/* The size of the snapshot file, or 0 if it cannot be read. */
+/* The size of the snapshot file, or 0 if it cannot be read; and when it
+ * was written into the stats. */
 static uint64_t
-snap_size(const char *dir)
+snap_size(struct snap *s)
 {
 	struct stat	 sb;
 	char		*path;
 	uint64_t	 size = 0;
 
-	if (asprintf(&path, "%s/%s", dir, SNAP_NAME) == -1)
+	if (asprintf(&path, "%s/%s", s->dir, SNAP_NAME) == -1)
 		return 0;
-	if (stat(path, &sb) == 0)
+	if (stat(path, &sb) == 0) {
 		size = (uint64_t)sb.st_size;
+		s->stats.written_ns = (uint64_t)sb.st_mtim.tv_sec *
+		    1000000000 + (uint64_t)sb.st_mtim.tv_nsec;
+	}
 	free(path);
 	return size;
 }
@@ -891,7 +897,10 @@ snap_finish(struct snap *s, int status)
 	s->pid = -1;
 	ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 	if (ok) {
-		s->pending.size = snap_size(s->dir);
+		s->stats.ok++;
+		metrics_observe(&s->stats.duration,
+		    metrics_now_ns() - s->started_ns);
+		s->pending.size = snap_size(s);
 		s->last = s->pending;
 		s->mark = s->pending_mark;
 		wal_purge(s->wal, s->pending.segno);
@@ -903,8 +912,10 @@ snap_finish(struct snap *s, int status)
 	else
 		log_warnx("snapshot: child failed (exit %d)",
 		    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-	if (!ok)
+	if (!ok) {
+		s->stats.failed++;
 		s->retry_at = time(NULL) + SNAP_RETRY_SEC;
+	}
 	if (s->done != NULL)
 		s->done(s->arg, ok, ok ? &s->last : &s->pending);
 	/* Writes made while this one was written may already be past the
@@ -947,8 +958,10 @@ snap_start(struct snap *s, int force)
 		return 0;
 	if (!force && !s->last.present && wal_last_seq(s->wal) == 0)
 		return 0;
+	s->started_ns = metrics_now_ns();
 	if (wal_rotate(s->wal, &segno, &seq) == -1) {
 		log_warn("snapshot: cannot end the log segment");
+		s->stats.failed++;
 		return -1;
 	}
 	s->pending.present = 1;
@@ -961,6 +974,7 @@ snap_start(struct snap *s, int force)
 	/* Between wal_rotate() and fork() nothing may touch the store. */
 	if ((pid = fork()) == -1) {
 		log_warn("snapshot: fork");
+		s->stats.failed++;
 		return -1;
 	}
 	if (pid == 0)
@@ -1003,6 +1017,13 @@ snap_last(const struct snap *s)
 	return &s->last;
 }
 
+void
+snap_get_stats(const struct snap *s, struct snap_stats *st)
+{
+	*st = s->stats;
+	st->size = s->last.present ? s->last.size : 0;
+}
+
 struct snap *
 snap_new(const struct snap_config *cfg, const struct snap_info *loaded)
 {
@@ -1018,11 +1039,14 @@ snap_new(const struct snap_config *cfg, const struct snap_info *loaded)
 	s->done = cfg->done;
 	s->arg = cfg->arg;
 	s->log_limit = cfg->log_limit;
+	metrics_hist_init(&s->stats.duration, &metrics_slow);
 	if (loaded != NULL)
 		s->last = *loaded;
 	if ((s->dir = strdup(cfg->dir)) == NULL ||
 	    (s->buf = malloc(SNAP_BUFLEN)) == NULL)
 		goto fail;
+	if (s->last.present)
+		(void)snap_size(s);	/* when it was written */
 	s->ev_chld = evsignal_new(s->base, SIGCHLD, snap_chld_cb, s);
 	if (s->ev_chld == NULL || event_add(s->ev_chld, NULL) == -1)
 		goto fail;
@@ -1060,22 +1084,27 @@ snap_shutdown(struct snap *s, int save)
 	}
 	if (!save || wal_last_seq(s->wal) == s->last.seq)
 		return 0;
+	s->started_ns = metrics_now_ns();
 	if (wal_rotate(s->wal, &segno, &seq) == -1) {
 		log_warn("snapshot: cannot end the log segment");
+		s->stats.failed++;
 		return -1;
 	}
 	taken_ms = snap_now_ms();
 	if (snap_write_buf(s->dir, s->store, segno, seq, taken_ms, s->buf,
 	    err, sizeof err) == -1) {
 		log_warnx("snapshot: %s", err);
+		s->stats.failed++;
 		return -1;
 	}
+	s->stats.ok++;
+	metrics_observe(&s->stats.duration, metrics_now_ns() - s->started_ns);
 	s->last.present = 1;
 	s->last.taken_ms = taken_ms;
 	s->last.segno = segno;
 	s->last.seq = seq;
 	s->last.count = store_count(s->store);
-	s->last.size = snap_size(s->dir);
+	s->last.size = snap_size(s);
 	s->mark = wal_appended(s->wal);
 	wal_purge(s->wal, segno);
 	log_notice("snapshot: final, %" PRIu64 " keys up to record %" PRIu64,

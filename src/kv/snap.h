@@ -51,6 +51,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/metrics.h"
+
 struct event_base;
 struct store;
 struct store_entry;
@@ -228,6 +230,22 @@ int		 snap_start(struct snap *, int force);
 pid_t		 snap_child(const struct snap *);
 /* The last completed snapshot. */
 const struct snap_info *snap_last(const struct snap *);
+/*
+ * Counts for metrics.  A snapshot that could not start (the log, fork())
+ * counts as failed, as does a child that did not exit 0 and a final one
+ * that could not be written.  duration times the successful ones: for a
+ * child from just before fork() to the loop seeing its exit, for the
+ * final one its write.
+ */
+struct snap_stats {
+	uint64_t		ok, failed;
+	struct metrics_hist	duration;
+	uint64_t		size;		/* bytes of the last one */
+	uint64_t		written_ns;	/* when the last one was
+						   written (its file's mtime),
+						   since the epoch; 0: none */
+};
+void		 snap_get_stats(const struct snap *, struct snap_stats *);
 /*
  * Clean shutdown, before wal_close(): wait for a running child, then, if
  * save and anything changed, write a snapshot in this process (the loop is

@@ -39,6 +39,7 @@ struct store {
 	uint8_t			 *tags;
 	size_t			  cap;		/* a power of two */
 	size_t			  count;
+	uint64_t		  data_bytes;	/* of every entry */
 	uint64_t		  k0, k1;	/* hash key */
 
 	/* While pinned (store_pin()), entries leaving the table. */
@@ -163,6 +164,12 @@ size_t
 store_count(const struct store *s)
 {
 	return s->count;
+}
+
+uint64_t
+store_data_bytes(const struct store *s)
+{
+	return s->data_bytes;
 }
 
 void
@@ -342,6 +349,7 @@ store_insert(struct store *s, struct store_entry *e)
 	s->ents[i] = e;
 	s->tags[i] = store_tag(e->hash);
 	s->count++;
+	s->data_bytes += e->datalen;
 }
 
 /* Empty slot i, shifting later members of its run back into the hole;
@@ -351,6 +359,7 @@ store_remove(struct store *s, size_t i)
 {
 	size_t	j, home, mask = s->cap - 1;
 
+	s->data_bytes -= s->ents[i]->datalen;
 	s->tags[i] = 0;
 	s->ents[i] = NULL;
 	s->count--;
@@ -495,6 +504,8 @@ store_apply(struct store *s, const struct store_op *op,
 			store_keep(s, e);
 			/* Same key, same hash: the new entry takes the slot. */
 			s->ents[slot] = ne;
+			s->data_bytes += ne->datalen;
+			s->data_bytes -= e->datalen;
 			res->status = STORE_SUCCESS;
 			res->value = e;
 		}

@@ -133,6 +133,8 @@ const uint8_t	*store_entry_data(const struct store_entry *, size_t *len);
 const uint8_t	*store_entry_key(const struct store_entry *, size_t *len);
 
 size_t		 store_count(const struct store *);
+/* The data bytes of every value held (keys and overhead not counted). */
+uint64_t	 store_data_bytes(const struct store *);
 
 /*
  * Walk every entry, for snapshots: start with *cursor = 0, stop at NULL.

@@ -114,7 +114,7 @@ struct wal {
 	uint64_t		 purge_upto;
 	int			 purge_error;	/* for the loop to log */
 	int64_t			 sync_ns;	/* io_sync_ns, published */
-	struct wal_stats	 stats;		/* but records: loop */
+	struct wal_stats	 stats;		/* io's, but records: loop */
 	pthread_t		 thread;
 	int			 thread_started;
 
@@ -309,6 +309,7 @@ wal_datasync(struct wal *w)
 	ns = (w->last_sync.tv_sec - start.tv_sec) * 1000000000LL +
 	    (w->last_sync.tv_nsec - start.tv_nsec);
 	w->io_sync_ns += (ns - w->io_sync_ns) / 8;
+	metrics_observe(&w->io.sync, ns > 0 ? (uint64_t)ns : 0);
 	return 0;
 }
 
@@ -526,6 +527,19 @@ wal_work(struct wal *w, struct wal_batchq *todo, int force)
 	return 0;
 }
 
+/*
+ * Copy the counters of whoever does the I/O (io, owned as the fd is)
+ * where wal_get_stats() reads them: under mtx while the flusher runs.
+ * Publishing them with the outcome of each batch, under the lock taken
+ * for it anyway, costs the I/O path nothing more, and a reader always
+ * sees a histogram whose buckets add up to its count.
+ */
+static void
+wal_publish(struct wal *w)
+{
+	w->stats = w->io;
+}
+
 /* After wal_work(), under mtx: publish the outcome, recycle batches. */
 static void
 wal_finish(struct wal *w, struct wal_batchq *todo, int err)
@@ -550,10 +564,7 @@ wal_finish(struct wal *w, struct wal_batchq *todo, int err)
 		b->rotate = 0;
 		TAILQ_INSERT_HEAD(&w->freeq, b, entry);
 	}
-	w->stats.bytes = w->io.bytes;
-	w->stats.writes = w->io.writes;
-	w->stats.fsyncs = w->io.fsyncs;
-	w->stats.inline_batches = w->io.inline_batches;
+	wal_publish(w);
 	w->sync_ns = w->io_sync_ns;
 	if (w->io_purge_error != 0) {
 		w->purge_error = w->io_purge_error;
@@ -611,7 +622,7 @@ wal_flusher(void *arg)
 				pthread_mutex_lock(&w->mtx);
 				if (err != 0 && w->error == 0)
 					w->error = err;
-				w->stats.fsyncs = w->io.fsyncs;
+				wal_publish(w);
 				w->busy = 0;
 				pthread_cond_broadcast(&w->idle);
 				if (err != 0) {
@@ -806,7 +817,7 @@ wal_sec_cb(evutil_socket_t fd, short what, void *arg)
 		w->error = errno;
 		wal_deliver(w);
 	}
-	w->stats.fsyncs = w->io.fsyncs;
+	wal_publish(w);
 }
 
 static void
@@ -1404,7 +1415,7 @@ wal_recover(struct wal *w, uint64_t after_segno, uint64_t after_seq,
 		goto fail;
 	}
 	free(segs);
-	w->stats.fsyncs = w->io.fsyncs;
+	wal_publish(w);
 	w->last_seq = seq;
 	w->reported = seq;
 	w->durable_seq = seq;
@@ -1444,6 +1455,8 @@ wal_open(const struct wal_config *cfg, uint64_t after_segno,
 	w->base = cfg->base;
 	w->durable = cfg->durable;
 	w->arg = cfg->arg;
+	metrics_hist_init(&w->io.sync, &metrics_latency);
+	w->stats = w->io;
 	TAILQ_INIT(&w->queue);
 	TAILQ_INIT(&w->freeq);
 	pthread_mutex_init(&w->mtx, NULL);

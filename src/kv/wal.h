@@ -71,6 +71,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/metrics.h"
+
 struct event_base;
 
 enum wal_fsync {
@@ -109,8 +111,12 @@ struct wal_stats {
 	uint64_t	records;	/* appended since open */
 	uint64_t	bytes;		/* written since open */
 	uint64_t	writes;		/* writev() calls */
-	uint64_t	fsyncs;		/* fdatasync() calls */
+	uint64_t	fsyncs;		/* fdatasync() and fsync() calls: of
+					   records, and of a new segment and
+					   the directory */
 	uint64_t	inline_batches;	/* written by the loop itself */
+	struct metrics_hist sync;	/* each fdatasync of records, by how
+					   long it took */
 };
 
 /*

@@ -20,6 +20,7 @@
 
 #include <sys/time.h>
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,12 +38,21 @@
  * not meant for centuries, and such a call has no deadline in effect. */
 #define GRPC_MAX_TIMER_US	((int64_t)100 * 24 * 3600 * 1000000)
 
+/* A registered method and what is counted of it. */
+struct grpc_entry {
+	const struct grpc_method	*method;	/* borrowed */
+	struct grpc_method_stats	 stats;
+	char				*name;
+};
+
 struct grpc_server {
 	struct event_base	*base;
 	struct h2_server	*h2;
 	struct grpc_config	 cfg;
-	const struct grpc_method **methods;	/* borrowed entries */
+	struct grpc_entry	**methods;
 	size_t			 nmethods;
+	struct grpc_method_stats unknown;	/* calls to no method */
+	uint64_t		 refused[GRPC_NREFUSED];
 	struct evbuffer		*scratch;	/* reply body being built */
 	int			 serving;
 };
@@ -51,6 +61,10 @@ struct grpc_call {
 	struct grpc_server	*srv;		/* NULL once the stream is gone */
 	struct h2_stream	*stream;	/* NULL once the stream is gone */
 	const struct grpc_method *method;
+	/* The method's counters (unknown's until the path is known), while
+	 * the server is there. */
+	struct grpc_method_stats *stats;
+	uint64_t		 start_ns;	/* handed to the handler */
 	int			 flags;
 #define GRPC_C_HANDLER		0x01	/* the handler holds the call */
 #define GRPC_C_ANSWERED		0x02	/* a response was submitted */
@@ -216,12 +230,20 @@ grpc_call_cancelled(struct grpc_call *call)
 		fn(call, call->cancel_arg);
 }
 
+/* A response was submitted with this status: count it. */
 static void
-grpc_call_answered(struct grpc_call *call)
+grpc_call_answered(struct grpc_call *call, enum grpc_status status)
 {
+	struct grpc_method_stats	*st = call->stats;
+
 	call->flags |= GRPC_C_ANSWERED;
 	if (call->deadline != NULL)
 		evtimer_del(call->deadline);
+	if ((unsigned)status < GRPC_NSTATUS)
+		st->answers[status]++;
+	if (call->start_ns != 0)
+		metrics_observe(&st->duration,
+		    metrics_now_ns() - call->start_ns);
 }
 
 /*
@@ -270,7 +292,7 @@ grpc_send_status(struct grpc_call *call, const char *http,
 	else
 		rv = h2_stream_respond(call->stream, h, n, NULL, NULL, 0);
 	free(enc);
-	grpc_call_answered(call);
+	grpc_call_answered(call, status);
 	if (rv == -1)
 		h2_stream_reset(call->stream, 2 /* INTERNAL_ERROR */);
 	return rv;
@@ -322,7 +344,7 @@ grpc_send_message(struct grpc_call *call, const void *data, size_t len)
 	rv = h2_stream_respond(call->stream, grpc_reply_headers, 2, b,
 	    trailers, 1);
 	evbuffer_drain(b, evbuffer_get_length(b));
-	grpc_call_answered(call);
+	grpc_call_answered(call, GRPC_OK);
 	if (rv == -1)
 		h2_stream_reset(call->stream, 2 /* INTERNAL_ERROR */);
 	return rv;
@@ -474,19 +496,21 @@ grpc_stream_open(struct h2_stream *stream, void *arg)
 	}
 	call->srv = arg;
 	call->stream = stream;
+	call->stats = &call->srv->unknown;
 	call->timeout_us = -1;
 	return call;
 }
 
-static const struct grpc_method *
+static struct grpc_entry *
 grpc_method_find(const struct grpc_server *srv, const char *path, size_t len)
 {
-	size_t	i;
+	const char	*p;
+	size_t		 i;
 
 	/* A handful of methods: a scan is as fast as a hash here. */
 	for (i = 0; i < srv->nmethods; i++) {
-		if (strlen(srv->methods[i]->path) == len &&
-		    memcmp(srv->methods[i]->path, path, len) == 0)
+		p = srv->methods[i]->method->path;
+		if (strlen(p) == len && memcmp(p, path, len) == 0)
 			return srv->methods[i];
 	}
 	return NULL;
@@ -532,13 +556,17 @@ grpc_stream_header(struct h2_stream *stream, void *user, const char *name,
     size_t namelen, const char *value, size_t valuelen)
 {
 	struct grpc_call	*call = user;
+	struct grpc_entry	*e;
 
 	if (strcmp(name, ":method") == 0) {
 		if (strcmp(value, "POST") == 0)
 			call->flags |= GRPC_C_POST;
 	} else if (strcmp(name, ":path") == 0) {
-		call->method = grpc_method_find(call->srv, value, valuelen);
-		if (call->method == NULL && call->bad_path == NULL &&
+		if ((e = grpc_method_find(call->srv, value,
+		    valuelen)) != NULL) {
+			call->method = e->method;
+			call->stats = &e->stats;
+		} else if (call->bad_path == NULL &&
 		    (call->bad_path = strdup(value)) == NULL)
 			return -1;
 	} else if (strcmp(name, "content-type") == 0) {
@@ -564,6 +592,7 @@ grpc_deadlinecb(evutil_socket_t fd, short what, void *arg)
 
 	if (!grpc_call_alive(call))
 		return;
+	call->srv->refused[GRPC_REFUSED_DEADLINE]++;
 	(void)grpc_send_status(call, "200", GRPC_DEADLINE_EXCEEDED,
 	    "deadline exceeded", 0);
 	/* The stream still holds the call, so it survives the handler
@@ -697,6 +726,7 @@ grpc_stream_data(struct h2_stream *stream, void *user, const uint8_t *data,
 			/* Judged on the prefix alone: an oversized message is
 			 * never buffered. */
 			if (mlen > call->srv->cfg.max_recv_message) {
+				call->srv->refused[GRPC_REFUSED_MESSAGE]++;
 				snprintf(msg, sizeof msg, "received message "
 				    "larger than max (%u vs. %zu)", mlen,
 				    call->srv->cfg.max_recv_message);
@@ -744,6 +774,8 @@ grpc_stream_request_done(struct h2_stream *stream, void *user)
 	/* The handler may answer right here or later; either way the stream
 	 * holds the call until stream_close, so it is valid on return. */
 	call->flags |= GRPC_C_HANDLER;
+	if (call->srv->cfg.time_calls)
+		call->start_ns = metrics_now_ns();
 	call->method->fn(call, call->msg != NULL ? call->msg :
 	    (const uint8_t *)"", call->msglen, call->method->arg);
 	free(call->msg);
@@ -776,6 +808,7 @@ grpc_stream_close(struct h2_stream *stream, void *user, uint32_t error_code)
 
 	call->stream = NULL;
 	call->srv = NULL;
+	call->stats = NULL;
 	/* Drop everything tied to the loop or the connection now: the
 	 * handler may release the call after the server is gone. */
 	if (call->deadline != NULL) {
@@ -846,7 +879,7 @@ grpc_health_service_known(const struct grpc_server *srv, const uint8_t *name,
 	/* memcmp with the length checked first: the name is bytes from the
 	 * wire and may hold a NUL, where strncmp would stop and agree. */
 	for (i = 0; i < srv->nmethods; i++) {
-		path = srv->methods[i]->path;
+		path = srv->methods[i]->method->path;
 		if (strlen(path) > len + 1 && path[len + 1] == '/' &&
 		    memcmp(path + 1, name, len) == 0)
 			return 1;
@@ -924,6 +957,8 @@ grpc_server_new(struct event_base *base, const struct grpc_config *cfg)
 	srv->serving = 1;
 	srv->cfg.h2.cb = &grpc_h2_callbacks;
 	srv->cfg.h2.arg = srv;
+	srv->unknown.name = "unknown";
+	metrics_hist_init(&srv->unknown.duration, &metrics_latency);
 	/* The h2 body limit is a backstop: gRPC must get to judge an
 	 * oversized message itself, from its prefix. */
 	if (srv->cfg.h2.max_body < srv->cfg.max_recv_message + 2 * GRPC_PREFIX)
@@ -953,10 +988,49 @@ grpc_path_ok(const char *path)
 	    strchr(slash + 1, '/') == NULL;
 }
 
+char *
+grpc_method_name(const char *path)
+{
+	const char	*m = strrchr(path, '/');
+	char		*out, *q;
+	size_t		 i;
+
+	m = m != NULL ? m + 1 : path;
+	if ((out = malloc(2 * strlen(m) + 1)) == NULL)
+		return NULL;
+	for (i = 0, q = out; m[i] != '\0'; i++) {
+		/* A word starts at a capital after a small letter or digit:
+		 * TestAndSet, test_and_set. */
+		if (i > 0 && isupper((unsigned char)m[i]) &&
+		    (islower((unsigned char)m[i - 1]) ||
+		    isdigit((unsigned char)m[i - 1])))
+			*q++ = '_';
+		*q++ = isalnum((unsigned char)m[i]) ?
+		    (char)tolower((unsigned char)m[i]) : '_';
+	}
+	*q = '\0';
+	return out;
+}
+
+/* Whether a method's stats are already named name. */
+static int
+grpc_name_taken(const struct grpc_server *srv, const char *name)
+{
+	size_t	i;
+
+	if (strcmp(srv->unknown.name, name) == 0)
+		return 1;
+	for (i = 0; i < srv->nmethods; i++)
+		if (strcmp(srv->methods[i]->stats.name, name) == 0)
+			return 1;
+	return 0;
+}
+
 int
 grpc_server_register(struct grpc_server *srv, const struct grpc_method *table)
 {
 	const struct grpc_method	*m;
+	struct grpc_entry		*e;
 
 	for (m = table; m->path != NULL; m++) {
 		if (!grpc_path_ok(m->path) || m->fn == NULL) {
@@ -967,11 +1041,38 @@ grpc_server_register(struct grpc_server *srv, const struct grpc_method *table)
 			log_warnx("grpc: method %s registered twice", m->path);
 			return -1;
 		}
+		e = xcalloc(1, sizeof *e);
+		e->method = m;
+		if ((e->name = grpc_method_name(m->path)) == NULL)
+			fatalx("grpc: out of memory");
+		if (grpc_name_taken(srv, e->name)) {
+			free(e->name);
+			e->name = xstrdup(m->path + 1);
+		}
+		e->stats.name = e->name;
+		metrics_hist_init(&e->stats.duration, &metrics_latency);
 		srv->methods = xreallocarray(srv->methods, srv->nmethods + 1,
 		    sizeof *srv->methods);
-		srv->methods[srv->nmethods++] = m;
+		srv->methods[srv->nmethods++] = e;
 	}
 	return 0;
+}
+
+const struct grpc_method_stats *
+grpc_server_method_stats(const struct grpc_server *srv, size_t i)
+{
+	if (i < srv->nmethods)
+		return &srv->methods[i]->stats;
+	if (i == srv->nmethods)
+		return &srv->unknown;
+	return NULL;
+}
+
+void
+grpc_server_stats(const struct grpc_server *srv, struct grpc_stats *st)
+{
+	memcpy(st->refused, srv->refused, sizeof st->refused);
+	h2_server_stats(srv->h2, &st->h2);
 }
 
 void
@@ -1003,12 +1104,18 @@ grpc_server_shutdown(struct grpc_server *srv, int grace_ms,
 void
 grpc_server_free(struct grpc_server *srv)
 {
+	size_t	i;
+
 	if (srv == NULL)
 		return;
 	/* Every stream closes here: calls without a handler are freed,
 	 * calls with one die and are left to their handler. */
 	h2_server_free(srv->h2);
 	evbuffer_free(srv->scratch);
+	for (i = 0; i < srv->nmethods; i++) {
+		free(srv->methods[i]->name);
+		free(srv->methods[i]);
+	}
 	free(srv->methods);
 	free(srv);
 }

@@ -46,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/metrics.h"
 #include "net/h2.h"
 
 struct event_base;
@@ -72,6 +73,7 @@ enum grpc_status {
 	GRPC_DATA_LOSS = 15,
 	GRPC_UNAUTHENTICATED = 16,
 };
+#define GRPC_NSTATUS	17
 
 /*
  * A method handler.  req (len bytes, the message without its prefix) is
@@ -105,6 +107,9 @@ struct grpc_config {
 	 * terminated, at most GRPC_MAX_METADATA, or NULL for none.  Other
 	 * metadata is not kept. */
 	const char *const *metadata;
+	/* Measure how long each call takes (grpc_method_stats): two reads
+	 * of the clock per call, so only when someone looks. */
+	int		 time_calls;
 };
 
 /* h2 defaults plus 4 MiB messages each way (gRPC's usual receive limit). */
@@ -189,6 +194,40 @@ const char	*grpc_call_metadata(const struct grpc_call *, size_t i);
  * (a forward to another server) with what is left of its deadline. */
 int64_t		 grpc_call_time_left_us(const struct grpc_call *);
 
+/*
+ * Counters, for metrics.  Each registered method has its stats, in the
+ * order registered (the health service first), and calls to no
+ * registered method share the last, named "unknown".  name is the
+ * method's name in lower_snake_case (grpc_method_name()), or its path
+ * less the first slash if another method has that name already.
+ * duration counts the calls answered after their handler had the request
+ * (with time_calls): from the moment the request was complete and handed
+ * to the handler until the answer went to HTTP/2, so a handler's wait
+ * for a log or a Raft commit is in it, and reading the request and
+ * writing the answer to the socket are not.
+ */
+struct grpc_method_stats {
+	const char		*name;
+	uint64_t		 answers[GRPC_NSTATUS];	/* by grpc-status */
+	struct metrics_hist	 duration;
+};
+/* The i-th stats, from 0; NULL past the last. */
+const struct grpc_method_stats *grpc_server_method_stats(
+		    const struct grpc_server *, size_t i);
+/* Calls refused or cut short for a limit of the config, by kind, and
+ * the transport's counters. */
+enum grpc_refusal {
+	GRPC_REFUSED_DEADLINE,	/* grpc-timeout ran out: DEADLINE_EXCEEDED */
+	GRPC_REFUSED_MESSAGE,	/* request over max_recv_message */
+	GRPC_NREFUSED
+};
+struct grpc_stats {
+	uint64_t	 refused[GRPC_NREFUSED];
+	struct h2_stats	 h2;
+};
+void		 grpc_server_stats(const struct grpc_server *,
+		    struct grpc_stats *);
+
 /* Helpers, exposed for tests and for tools. */
 const char	*grpc_status_name(int);
 /* Parse a grpc-timeout value ("<1-8 digits><H|M|S|m|u|n>") into
@@ -197,5 +236,8 @@ int64_t		 grpc_timeout_parse(const char *, size_t);
 /* Percent-encode a grpc-message (bytes outside 0x20-0x7e, and '%', as
  * %XX).  Returns a malloc'd string, or NULL if memory ran out. */
 char		*grpc_message_encode(const char *);
+/* The method of a path in lower_snake_case ("/a.B/TestAndSet":
+ * "test_and_set"), malloc'd; NULL if memory ran out. */
+char		*grpc_method_name(const char *path);
 
 #endif

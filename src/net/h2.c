@@ -43,6 +43,7 @@
 
 #include "net/h2.h"
 #include "net/tls.h"
+#include "core/listen.h"
 #include "core/log.h"
 
 /* How long a closing connection may take to flush its last frames to a
@@ -137,6 +138,9 @@ struct h2_server {
 	nghttp2_option		*option;
 	TAILQ_HEAD(, h2_conn)	 conns;
 	size_t			 nconns;
+	size_t			 nstreams;	/* every c->nstreams */
+	uint64_t		 accepted;
+	uint64_t		 refused[H2_NREFUSED];
 	int			 port;
 	size_t			 pending;	/* every c->pending */
 	size_t			 held;		/* every c->held */
@@ -332,6 +336,7 @@ h2_stream_gone(struct h2_stream *s, uint32_t error_code)
 
 	TAILQ_REMOVE(&c->streams, s, entry);
 	c->nstreams--;
+	srv->nstreams--;
 	if (c->state != H2_CLOSING)
 		nghttp2_session_set_stream_user_data(c->session, s->id, NULL);
 	/* An answer submitted from stream_close would leave nghttp2 a data
@@ -390,11 +395,13 @@ h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
 		 * through the normal path so the upper layer sees a close. */
 		TAILQ_INSERT_TAIL(&c->streams, s, entry);
 		c->nstreams++;
+		srv->nstreams++;
 		h2_stream_gone(s, NGHTTP2_INTERNAL_ERROR);
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
 	TAILQ_INSERT_TAIL(&c->streams, s, entry);
 	c->nstreams++;
+	srv->nstreams++;
 	/* The idle clock stops; the stall clock (h2_conn_timercb) starts. */
 	if (c->state == H2_OPEN && c->nstreams == 1 &&
 	    srv->cfg.idle_timeout_ms > 0)
@@ -418,6 +425,7 @@ h2_on_header(nghttp2_session *session, const nghttp2_frame *frame,
 	if (s->header_bytes > c->srv->cfg.max_header_list) {
 		log_debug("h2 %s: stream %d: header list over %u bytes",
 		    c->peer, s->id, c->srv->cfg.max_header_list);
+		c->srv->refused[H2_REFUSED_HEADERS]++;
 		h2_stream_reset(s, NGHTTP2_ENHANCE_YOUR_CALM);
 		return 0;
 	}
@@ -452,6 +460,7 @@ h2_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
 	if (s->body_bytes > srv->cfg.max_body) {
 		log_debug("h2 %s: stream %d: body over %zu bytes", c->peer,
 		    s->id, srv->cfg.max_body);
+		srv->refused[H2_REFUSED_BODY]++;
 		if (h2_stream_respond(s, too_large, 1, NULL, NULL, 0) == -1)
 			h2_stream_reset(s, NGHTTP2_INTERNAL_ERROR);
 		return 0;
@@ -464,6 +473,7 @@ h2_on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
 	 * since a client that does this does it many times. */
 	if (c->pending + len > srv->cfg.max_pending ||
 	    srv->pending + len > srv->cfg.max_pending_total) {
+		srv->refused[H2_REFUSED_BUDGET]++;
 		say = c->nrefused++ == 0 ? log_info : log_debug;
 		say("h2 %s: stream %d refused: request bodies being "
 		    "received would take %zu bytes on this connection (budget "
@@ -549,6 +559,11 @@ h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
 	struct h2_conn		*c = arg;
 	struct h2_stream	*s;
 
+	/* Ours (no memory for a stream) or nghttp2's own, for a stream
+	 * past a SETTINGS_MAX_CONCURRENT_STREAMS not yet acknowledged. */
+	if (frame->hd.type == NGHTTP2_RST_STREAM &&
+	    frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM)
+		c->srv->refused[H2_REFUSED_STREAM]++;
 	if ((frame->hd.type != NGHTTP2_HEADERS &&
 	    frame->hd.type != NGHTTP2_DATA) ||
 	    !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
@@ -1141,6 +1156,7 @@ h2_conn_tls_failed(struct h2_conn *c, short what)
 		    c->peer);
 		return;
 	}
+	c->srv->refused[H2_REFUSED_TLS]++;
 	if (!h2_may_log(c->srv, H2_LOG_TLSFAIL))
 		return;
 	if (best == 0 && (what & BEV_EVENT_ERROR) && saved != 0)
@@ -1184,6 +1200,7 @@ h2_conn_eventcb(struct bufferevent *bev, short what, void *arg)
 		 * h2 was refused in the handshake). */
 		c->tls_up = 1;
 		if (!tls_alpn_h2(c->ssl)) {
+			c->srv->refused[H2_REFUSED_TLS]++;
 			if (h2_may_log(c->srv, H2_LOG_TLSFAIL))
 				log_warnx("tls %s: handshake failed: the client "
 				    "does not offer ALPN h2 (gRPC needs "
@@ -1255,6 +1272,7 @@ h2_conn_timercb(evutil_socket_t fd, short what, void *arg)
 
 	switch (c->state) {
 	case H2_HANDSHAKE:
+		c->srv->refused[H2_REFUSED_HANDSHAKE]++;
 		if (h2_may_log(c->srv, H2_LOG_TIMEDOUT))
 			log_warnx("h2 %s: %s not complete after %d ms "
 			    "(--handshake-timeout); closing", c->peer,
@@ -1469,12 +1487,14 @@ h2_admit(struct h2_server *srv, const struct sockaddr *sa)
 	}
 	h2_peer_name(sa, peer, sizeof peer);
 	if (victim == NULL) {
+		srv->refused[H2_REFUSED_CONN]++;
 		if (h2_may_log(srv, H2_LOG_REFUSED))
 			log_warnx("h2: refusing %s: at the limit of %d "
 			    "connections (--max-connections), all of them "
 			    "serving", peer, srv->cfg.max_conns);
 		return -1;
 	}
+	srv->refused[H2_REFUSED_EVICTED]++;
 	if (h2_may_log(srv, H2_LOG_EVICTED)) {
 		event_base_gettimeofday_cached(srv->base, &now);
 		timersub(&now, &victim->accepted, &age);
@@ -1496,6 +1516,7 @@ h2_acceptcb(struct evconnlistener *l, evutil_socket_t fd,
 	struct h2_server	*srv = arg;
 	int			 one = 1;
 
+	srv->accepted++;
 	if (srv->shutting_down) {
 		evutil_closesocket(fd);
 		return;
@@ -1535,9 +1556,6 @@ struct h2_server *
 h2_server_new(struct event_base *base, const struct h2_config *cfg)
 {
 	struct h2_server	*srv;
-	struct sockaddr_storage	 ss;
-	socklen_t		 sslen;
-	int			 len = sizeof ss;
 	nghttp2_session_callbacks *cbs;
 
 	if ((srv = calloc(1, sizeof *srv)) == NULL) {
@@ -1558,30 +1576,10 @@ h2_server_new(struct event_base *base, const struct h2_config *cfg)
 		goto fail;
 	}
 
-	memset(&ss, 0, sizeof ss);
-	if (evutil_parse_sockaddr_port(cfg->listen, (struct sockaddr *)&ss,
-	    &len) == -1) {
-		log_warnx("h2: cannot parse listen address \"%s\" (want "
-		    "ADDR:PORT or [ADDR6]:PORT)", cfg->listen);
+	if ((srv->listener = listen_tcp(base, cfg->listen, "h2", h2_acceptcb,
+	    srv, &srv->port)) == NULL)
 		goto fail;
-	}
-	srv->listener = evconnlistener_new_bind(base, h2_acceptcb, srv,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    -1, (struct sockaddr *)&ss, len);
-	if (srv->listener == NULL) {
-		log_warn("h2: cannot listen on %s", cfg->listen);
-		goto fail;
-	}
 	evconnlistener_set_error_cb(srv->listener, h2_accept_errorcb);
-	sslen = sizeof ss;
-	if (getsockname(evconnlistener_get_fd(srv->listener),
-	    (struct sockaddr *)&ss, &sslen) == 0) {
-		if (ss.ss_family == AF_INET)
-			srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		else if (ss.ss_family == AF_INET6)
-			srv->port =
-			    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	}
 
 	/* Everything shutdown needs is allocated now, so that stopping
 	 * cannot fail for want of memory. */
@@ -1640,10 +1638,13 @@ h2_server_port(const struct h2_server *srv)
 	return srv->port;
 }
 
-size_t
-h2_server_conns(const struct h2_server *srv)
+void
+h2_server_stats(const struct h2_server *srv, struct h2_stats *st)
 {
-	return srv->nconns;
+	st->accepted = srv->accepted;
+	st->conns = srv->nconns;
+	st->streams = srv->nstreams;
+	memcpy(st->refused, srv->refused, sizeof st->refused);
 }
 
 static void

@@ -186,8 +186,31 @@ void		 h2_server_set_tls(struct h2_server *, struct ssl_ctx_st *);
 int		 h2_server_tls(const struct h2_server *);
 /* The bound port (useful with port 0). */
 int		 h2_server_port(const struct h2_server *);
-/* Open connections right now. */
-size_t		 h2_server_conns(const struct h2_server *);
+
+/* What the server refused or cut short because of a limit above, and
+ * failed TLS handshakes, by kind. */
+enum h2_refusal {
+	H2_REFUSED_CONN,	/* max_conns, every connection serving */
+	H2_REFUSED_EVICTED,	/* max_conns, one in its handshake closed */
+	H2_REFUSED_HANDSHAKE,	/* handshake_timeout_ms ran out */
+	H2_REFUSED_TLS,		/* a TLS handshake failed */
+	H2_REFUSED_STREAM,	/* RST_STREAM REFUSED_STREAM sent: a stream
+				   past max_streams that the client had not
+				   acknowledged yet (past it, nghttp2 ends
+				   the connection), or no memory */
+	H2_REFUSED_HEADERS,	/* a header list over max_header_list */
+	H2_REFUSED_BODY,	/* a body over max_body (413) */
+	H2_REFUSED_BUDGET,	/* max_pending or max_pending_total */
+	H2_NREFUSED
+};
+/* Counters since the server started, and what is open now. */
+struct h2_stats {
+	uint64_t	 accepted;	/* connections accept()ed */
+	size_t		 conns;
+	size_t		 streams;
+	uint64_t	 refused[H2_NREFUSED];
+};
+void		 h2_server_stats(const struct h2_server *, struct h2_stats *);
 
 /*
  * Graceful shutdown: stop accepting, send GOAWAY (last stream id = the last

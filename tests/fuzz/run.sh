@@ -20,7 +20,8 @@ PKGS="gmp libevent libevent_openssl openssl jansson libnghttp2 libprotobuf-c raf
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
     -I. -Isrc $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lpthread"
-CORE="src/core/log.c src/core/xmalloc.c src/core/u64map.c"
+CORE="src/core/log.c src/core/xmalloc.c src/core/u64map.c
+    src/core/metrics.c src/core/listen.c"
 KV="src/kv/store.c src/kv/rsm.c src/kv/snap.c src/kv/wal.c $CORE"
 TARGETS="${FUZZ_TARGETS:-store_op rsm mael grpc datadir flags}"
 

@@ -1,13 +1,16 @@
 """What the kvdb tests share: a kvdb client over Debian's python3-grpcio
 with the messages of src/kv/kvdb.proto and src/kv/admin.proto encoded by
 hand (they are a few fields wide), the check() that prints "ok - ..." lines,
-and the semantics battery every key-value mode must pass.
+a server on a free port, and the semantics battery every key-value mode must
+pass.
 """
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -23,6 +26,17 @@ def check(name, cond, detail=""):
     print(("ok - " if cond else "not ok - ") + name +
           ("" if cond or not detail else " (" + str(detail)[:400] + ")"),
           flush=True)
+
+
+def finish():
+    """The end of a test script: whether every Server below exited well
+    (if it started any), "N passed, M failed", and the exit status."""
+    if Server.started:
+        check("every server exited 0 on SIGTERM, no sanitizer report",
+              not bad_exits, bad_exits[:1])
+    passed = sum(results)
+    print("%d passed, %d failed" % (passed, len(results) - passed))
+    sys.exit(0 if passed == len(results) else 1)
 
 
 # -- protobuf by hand: the messages are five fields wide -------------------
@@ -279,6 +293,62 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+# Servers that exited other than 0 on SIGTERM, or whose log has a sanitizer
+# report (with src/dsd-san): a script checks it once at the end.
+bad_exits = []
+
+
+class Server(ServerFiles):
+    """The dsd binary dsd in a key-value mode, started now on a free
+    loopback port (or port) with a data directory of its own and args."""
+    started = 0
+
+    def __init__(self, dsd, args, mode="kvdb", port=None):
+        Server.started += 1
+        self.dir = tempfile.mkdtemp(prefix="dsd-%s-data." % mode)
+        self.port = port or free_port()
+        self.addr = "127.0.0.1:%d" % self.port
+        self.logpath = self.dir + ".log"
+        self.log = open(self.logpath, "wb")
+        self.proc = subprocess.Popen(
+            [dsd, "--mode=" + mode, "--listen", self.addr, "--data-dir",
+             self.dir] + list(args), stdin=subprocess.DEVNULL,
+            stdout=self.log, stderr=self.log)
+
+    def wait_port(self):
+        deadline = time.time() + 10
+        while time.time() < deadline and self.proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", self.port),
+                                         0.2).close()
+                return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def wait_log(self, pattern, timeout=5):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if re.search(pattern, self.logtext()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.log.close()
+        text = self.logtext()
+        if rc != 0 or "Sanitizer" in text or "runtime error" in text:
+            bad_exits.append((rc, text[-1500:]))
+        return rc
 
 
 

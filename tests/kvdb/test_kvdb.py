@@ -27,7 +27,7 @@ import time
 
 import grpc
 
-from kvclient import (Client, KvdbServer, check, f_bytes, parse, results,
+from kvclient import (Client, KvdbServer, check, f_bytes, finish, parse,
                       test_semantics, SUCCESS)
 
 DSD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(
@@ -479,9 +479,7 @@ def main():
     test_torn_tail_and_corruption()
     test_sd_notify()
     test_journal_priorities()
-    passed = sum(results)
-    print("%d passed, %d failed" % (passed, len(results) - passed))
-    sys.exit(0 if passed == len(results) else 1)
+    finish()
 
 
 main()

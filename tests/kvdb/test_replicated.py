@@ -25,8 +25,8 @@ import time
 
 import grpc
 
-from kvclient import (Client, check, f_bytes, f_int, free_port, results,
-                      test_semantics, SUCCESS, ERROR)
+from kvclient import (Client, check, f_bytes, f_int, finish, free_port,
+                      results, test_semantics, SUCCESS, ERROR)
 
 DSD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "dsd"))
@@ -772,9 +772,7 @@ def main():
             t()
         except Exception as e:  # a crash of the test is a failure, named
             check("%s ran to the end" % t.__name__, False, repr(e))
-    passed = sum(results)
-    print("%d passed, %d failed" % (passed, len(results) - passed))
-    sys.exit(0 if passed == len(results) else 1)
+    finish()
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@
 # three instances started at once (READY=1), a dynamic user and a state
 # directory of each node's own, the sandbox of kvdb's unit, libraft's disk
 # I/O under its system call filter (O_DIRECT, kernel AIO, fallocate, the
-# libuv workers, snapshots) also with refused calls made fatal, dsd-cli's
-# check batteries against every node, kvdb's unit running beside them,
+# libuv workers, snapshots) also with refused calls made fatal, each
+# node's metrics page on a port of its own, dsd-cli's check batteries
+# against every node, kvdb's unit running beside them,
 # SIGKILL of the leader's instance (Restart=on-failure) while the cluster
 # goes on serving, a clean stop (STOPPING=1, status 0), a restart of the
 # whole cluster, a reboot with the three instances enabled, and the
@@ -136,7 +137,7 @@ inspect() {
 from_example() {
 	grep -qx "node-id = $1" "$R/etc/dsd/replicated-$1.conf" &&
 	    [ "$(diff "$R/etc/dsd/replicated.conf.example" \
-	    "$R/etc/dsd/replicated-$1.conf" | grep -c '^>')" -le 3 ]
+	    "$R/etc/dsd/replicated-$1.conf" | grep -c '^>')" -le 4 ]
 }
 
 is_active() {
@@ -150,6 +151,16 @@ listens() {
 follows() {
 	[ "$1" = "$LN" ] ||
 	    probe "$1" status | grep -qx "leader_id: $LN"
+}
+
+# Its metrics page, under the sandbox, says whether it leads as status
+# does, and the process metrics read from /proc/self are there.
+metrics_say() {
+	lead=0
+	[ "$1" = "$LN" ] && lead=1
+	C curl -sf "http://127.0.0.1:938$1/metrics" >"$W/metrics$1" &&
+	    grep -qx "dsd_raft_is_leader $lead" "$W/metrics$1" &&
+	    grep -Eq '^process_open_fds [1-9]' "$W/metrics$1"
 }
 
 ready() {
@@ -290,14 +301,16 @@ outer() {
 	verify "$T@1.service"
 	# Snapshots every 128 entries, so that the checks below take some,
 	# and 16 entries kept after one, so that a node that was down
-	# catches up from the leader's snapshot.
+	# catches up from the leader's snapshot; each node's metrics on a
+	# port of its own, as the example says.
 	for n in $NODES; do
 		sed -e "s/^node-id = 1\$/node-id = $n/" \
+		    -e "s/:9381\$/:938$n/" \
 		    -e 's/^snapshot-threshold = .*/snapshot-threshold = 128/' \
 		    -e 's/^snapshot-trailing = .*/snapshot-trailing = 16/' \
 		    "$R/etc/dsd/replicated.conf.example" >"$R/etc/dsd/replicated-$n.conf"
 	done
-	t "the settings files are the example with node-id and the snapshot settings changed" \
+	t "the settings files are the example with node-id, the metrics port and the snapshot settings changed" \
 	    'each from_example'
 	echo "# /etc/dsd/replicated-2.conf, less its comments:"
 	grep -v '^#' "$R/etc/dsd/replicated-2.conf" | sed 's/^/    # /'
@@ -323,6 +336,8 @@ outer() {
 	t "dsd-cli status: one node leads, the others follow it" \
 	    'wait_leader 0 && each follows'
 	echo "# node $LN leads, term $LT"
+	t "each serves its metrics on 938N, the leader's dsd_raft_is_leader 1" \
+	    'each metrics_say'
 
 	# 6. Each node its own dynamic user, no privileges, the sandbox.
 	inspect

@@ -9,8 +9,9 @@
 # readiness (READY=1) and clean stop (STOPPING=1, final snapshot),
 # DynamicUser= and StateDirectory=, the data surviving stop, SIGKILL
 # (Restart=on-failure) and a reboot with the unit enabled, a forked
-# snapshot under the sandbox, and the exposure score of "systemd-analyze
-# security".
+# snapshot under the sandbox, the metrics page the shipped settings turn
+# on (loopback, with /proc/self readable under ProcSubset=pid), and the
+# exposure score of "systemd-analyze security".
 #
 # usage: tests/systemd/unit.sh        (as root; no network needed)
 # Prints "ok - ..." / "not ok - ..." per check and "N passed, M failed";
@@ -93,6 +94,12 @@ outer() {
 	    'C dsd-cli -a $ADDR set 1 hello | grep -qx "status: SUCCESS"'
 	t "dsd-cli get 1 -> hello" \
 	    'C dsd-cli -a $ADDR get 1 | grep -qx "data: hello"'
+	t "the shipped settings serve /metrics on 127.0.0.1:9379 under the sandbox" \
+	    'C curl -sf http://127.0.0.1:9379/metrics >"$W/metrics" &&
+	    grep -qx "dsd_requests_total{method=\"set\",status=\"SUCCESS\"} 1" "$W/metrics" &&
+	    grep -qx "dsd_keys 1" "$W/metrics" &&
+	    grep -Eq "^process_open_fds [1-9]" "$W/metrics" &&
+	    grep -Eq "^process_start_time_seconds [1-9]" "$W/metrics"'
 
 	# 7. The state, where DynamicUser= puts it.
 	C sh -c 'ls -ldn /var/lib/dsd /var/lib/private /var/lib/private/dsd;

@@ -644,6 +644,35 @@ test_nothing_changed_no_snapshot(void **state)
 }
 
 static void
+test_stats(void **state)
+{
+	struct fixture		*f = *state;
+	struct snap_info	 info;
+	struct snap_stats	 st;
+	uint64_t		 n = 0;
+	size_t			 i;
+
+	/* A snapshot that completes is counted, timed and sized, and one
+	 * not taken (nothing changed) is not counted.  (A failed one is
+	 * counted in test_failed_snapshot_keeps_log.) */
+	open_wal(f, &info);
+	open_snap(f, &info, 0);
+	kv(f, STORE_OP_SET, 1, 1);
+	assert_int_equal(snap_start(f->snap, 0), 1);
+	wait_done(f, 1);
+	assert_int_equal(snap_start(f->snap, 0), 0);
+	snap_get_stats(f->snap, &st);
+	for (i = 0; i <= st.duration.bounds->n; i++)
+		n += st.duration.n[i];
+	assert_int_equal(st.ok, 1);
+	assert_int_equal(st.failed, 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(st.size, snap_last(f->snap)->size);
+	assert_true(st.size > 0);
+	assert_true(st.written_ns > (uint64_t)1600000000 * 1000000000);
+}
+
+static void
 test_periodic(void **state)
 {
 	struct fixture		*f = *state;
@@ -741,10 +770,12 @@ test_failed_snapshot_keeps_log(void **state)
 {
 	struct fixture		*f = *state;
 	struct snap_info	 info;
+	struct snap_stats	 st;
 	char			 path[512];
 
-	/* A child that cannot write reports failure; the log it would have
-	 * covered stays, and recovery still has everything. */
+	/* A child that cannot write reports failure, counted as one; the
+	 * log it would have covered stays, and recovery still has
+	 * everything. */
 	open_wal(f, &info);
 	open_snap(f, &info, 0);
 	kv(f, STORE_OP_SET, 1, 1);
@@ -754,6 +785,10 @@ test_failed_snapshot_keeps_log(void **state)
 	wait_done(f, 1);
 	assert_false(f->ok);
 	assert_int_equal(snap_last(f->snap)->present, 0);
+	snap_get_stats(f->snap, &st);
+	assert_int_equal(st.failed, 1);
+	assert_int_equal(st.ok, 0);
+	assert_int_equal(st.size, 0);
 	rmdir(path);
 	kv(f, STORE_OP_SET, 2, 1);
 	assert_int_equal(wal_sync(f->wal), 0);
@@ -904,6 +939,7 @@ main(void)
 		T(test_restore),
 		T(test_no_snapshot),
 		T(test_snapshot_while_writing),
+		T(test_stats),
 		T(test_nothing_changed_no_snapshot),
 		T(test_periodic),
 		T(test_log_size),

@@ -510,11 +510,13 @@ test_random_against_model(void **unused)
 	uint8_t			 key[3];
 	char			 data[32];
 	size_t			 i, count = 0, cursor = 0, seen = 0, len;
+	uint64_t		 bytes = 0;
 	unsigned int		 k;
 	int64_t			 ver;
 
 	/* A random mix of every operation over colliding keys keeps the
-	 * store equal to a model, through growth and shrinking. */
+	 * store equal to a model, through growth and shrinking, and its
+	 * count of data bytes equal to what its values hold. */
 	srandom(7);
 	for (i = 0; i < OPS; i++) {
 		k = (unsigned int)(random() % (i < OPS / 2 ? N : N / 10));
@@ -586,9 +588,13 @@ test_random_against_model(void **unused)
 		assert_true(model[k].present);
 		assert_int_equal(store_entry_version(e), model[k].version);
 		assert_int_equal(store_entry_timestamp(e), model[k].ts);
+		(void)store_entry_data(e, &len);
+		bytes += len;
 		seen++;
 	}
 	assert_int_equal(seen, count);
+	assert_true(bytes > 0);
+	assert_int_equal(store_data_bytes(s), bytes);
 	store_free(s);
 }
 

@@ -380,6 +380,18 @@ burst_cb(evutil_socket_t fd, short what, void *arg)
 	append_n(b->f, b->from, b->n);
 }
 
+/* Observations in a histogram. */
+static uint64_t
+hist_count(const struct metrics_hist *h)
+{
+	uint64_t	n = 0;
+	size_t		i;
+
+	for (i = 0; i <= h->bounds->n; i++)
+		n += h->n[i];
+	return n;
+}
+
 static void
 check_group_commit(void **state, int inline_sync)
 {
@@ -390,8 +402,9 @@ check_group_commit(void **state, int inline_sync)
 	int			 calls;
 
 	/* 1000 records appended in one loop callback are covered by one
-	 * write and one fdatasync, and reported durable in one call, with
-	 * the whole batch already in the file when it is reported. */
+	 * write and one fdatasync (timed in the stats' histogram), and
+	 * reported durable in one call, with the whole batch already in the
+	 * file when it is reported. */
 	f->inline_sync = inline_sync;
 	must_open(f, 0, 0);
 	wal_get_stats(f->wal, &before);
@@ -406,6 +419,8 @@ check_group_commit(void **state, int inline_sync)
 	wal_get_stats(f->wal, &after);
 	assert_int_equal(after.records - before.records, 1000);
 	assert_int_equal(after.fsyncs - before.fsyncs, 1);
+	assert_int_equal(hist_count(&after.sync) - hist_count(&before.sync), 1);
+	assert_true(after.sync.sum_ns > before.sync.sum_ns);
 	assert_int_equal(after.writes - before.writes, 1);
 	assert_int_equal(f->ncalls - calls, 1);
 	assert_int_equal(f->durable, 1000);
@@ -489,6 +504,7 @@ test_small_batch_on_loop(void **state)
 	wal_get_stats(f->wal, &after);
 	assert_int_equal(after.inline_batches - before.inline_batches, 1);
 	assert_int_equal(after.fsyncs - before.fsyncs, 1);
+	assert_int_equal(hist_count(&after.sync) - hist_count(&before.sync), 1);
 	assert_int_equal(wal_pending(f->wal), 0);
 
 	append_n(f, 2, 500);
