@@ -397,7 +397,7 @@ grpc_call_send(struct grpc_call *call, const void *data, size_t len)
 		if (h2_stream_start(call->stream, grpc_reply_headers,
 		    2) == -1) {
 			evbuffer_drain(b, evbuffer_get_length(b));
-			grpc_call_answered(call);
+			grpc_call_answered(call, GRPC_INTERNAL);
 			h2_stream_reset(call->stream, 2 /* INTERNAL_ERROR */);
 			return -1;
 		}
@@ -407,7 +407,7 @@ grpc_call_send(struct grpc_call *call, const void *data, size_t len)
 	evbuffer_drain(b, evbuffer_get_length(b));
 	if (rv == -1) {
 		/* The client must not take what it got for the whole. */
-		grpc_call_answered(call);
+		grpc_call_answered(call, GRPC_INTERNAL);
 		h2_stream_reset(call->stream, 2 /* INTERNAL_ERROR */);
 	}
 	return rv;
