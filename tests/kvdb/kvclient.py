@@ -246,47 +246,6 @@ class ServerFiles:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class KvdbServer(ServerFiles):
-    """dsd --mode=kvdb on a free loopback port, with its own data
-    directory (or the one given) and a log file beside it."""
-
-    def __init__(self, dsd, datadir=None, args=()):
-        self.dsd = dsd
-        self.dir = datadir or tempfile.mkdtemp(prefix="dsd-kvdb-test.")
-        self.args = list(args)
-        self.proc = None
-        self.log = None
-        self.logpath = os.path.join(self.dir, "..",
-                                    os.path.basename(self.dir) + ".log")
-
-    def start(self):
-        self.port = free_port()
-        self.addr = "127.0.0.1:%d" % self.port
-        self.log = open(self.logpath, "ab")
-        self.proc = subprocess.Popen(
-            [self.dsd, "--mode=kvdb", "--listen", self.addr, "--data-dir",
-             self.dir, "-v"] + self.args,
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return True
-            except OSError:
-                time.sleep(0.05)
-        return False
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout=30) if self.proc else None
-        if self.log:
-            self.log.close()
-        return rc
-
-
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -295,27 +254,44 @@ def free_port():
     return port
 
 
-# Servers that exited other than 0 on SIGTERM, or whose log has a sanitizer
-# report (with src/dsd-san): a script checks it once at the end.
+# Servers stopped with SIGTERM that exited other than 0, or whose log has a
+# sanitizer report (with src/dsd-san): finish() checks it once at the end.
 bad_exits = []
 
 
 class Server(ServerFiles):
-    """The dsd binary dsd in a key-value mode, started now on a free
-    loopback port (or port) with a data directory of its own and args."""
+    """dsd in a key-value mode on a free loopback port (or port), with a
+    data directory of its own (or datadir) and its log beside it, as
+    DIR.log.  It starts at once unless launch is false; start() starts it
+    (again) and waits for its port."""
     started = 0
 
-    def __init__(self, dsd, args, mode="kvdb", port=None):
+    def __init__(self, dsd, args=(), mode="kvdb", port=None, datadir=None,
+                 launch=True):
+        self.dsd = dsd
+        self.args = list(args)
+        self.mode = mode
+        self.fixed_port = port
+        self.dir = datadir or tempfile.mkdtemp(prefix="dsd-%s-data." % mode)
+        self.logpath = os.path.normpath(self.dir) + ".log"
+        self.proc = None
+        self.log = None
+        if launch:
+            self.launch()
+
+    def launch(self):
         Server.started += 1
-        self.dir = tempfile.mkdtemp(prefix="dsd-%s-data." % mode)
-        self.port = port or free_port()
+        self.port = self.fixed_port or free_port()
         self.addr = "127.0.0.1:%d" % self.port
-        self.logpath = self.dir + ".log"
-        self.log = open(self.logpath, "wb")
+        self.log = open(self.logpath, "ab")
         self.proc = subprocess.Popen(
-            [dsd, "--mode=" + mode, "--listen", self.addr, "--data-dir",
-             self.dir] + list(args), stdin=subprocess.DEVNULL,
+            [self.dsd, "--mode=" + self.mode, "--listen", self.addr,
+             "--data-dir", self.dir] + self.args, stdin=subprocess.DEVNULL,
             stdout=self.log, stderr=self.log)
+
+    def start(self):
+        self.launch()
+        return self.wait_port()
 
     def wait_port(self):
         deadline = time.time() + 10
@@ -336,20 +312,34 @@ class Server(ServerFiles):
             time.sleep(0.05)
         return False
 
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+    def stop(self, sig=signal.SIGTERM):
+        """Stop it with sig; its exit status (None if never started).  A
+        server that was running and did not exit 0 on SIGTERM, or that
+        logged a sanitizer report, is remembered for finish()."""
+        if self.proc is None:
+            return None
+        running = self.proc.poll() is None
+        if running:
+            self.proc.send_signal(sig)
         try:
-            rc = self.proc.wait(timeout=20)
+            rc = self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
-        self.log.close()
+        if self.log:
+            self.log.close()
+            self.log = None
         text = self.logtext()
-        if rc != 0 or "Sanitizer" in text or "runtime error" in text:
+        if ((running and sig == signal.SIGTERM and rc != 0) or
+                "Sanitizer" in text or "runtime error" in text):
             bad_exits.append((rc, text[-1500:]))
         return rc
 
+
+def KvdbServer(dsd, datadir=None, args=()):
+    """kvdb, verbose, started by start() (again after a stop, on the same
+    data)."""
+    return Server(dsd, ["-v"] + list(args), datadir=datadir, launch=False)
 
 
 def test_semantics(c, k=1000):

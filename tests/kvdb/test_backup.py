@@ -35,7 +35,7 @@ import time
 import grpc
 
 from kvclient import (Client, KvdbServer, Reply, check, f_bytes, f_int,
-                      results, SUCCESS)
+                      finish, SUCCESS)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DSD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
@@ -468,9 +468,7 @@ def main():
     srv.cleanup()
     run("kvdb-replicated", test_replicated, dirs[2])
     shutil.rmtree(top, ignore_errors=True)
-    passed = sum(results)
-    print("%d passed, %d failed" % (passed, len(results) - passed))
-    sys.exit(0 if passed == len(results) else 1)
+    finish()
 
 
 if __name__ == "__main__":
