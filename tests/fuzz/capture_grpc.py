@@ -2,7 +2,8 @@
 """Write the seeds of fuzz_grpc: what a stock grpcio client sends on one
 connection (less the HTTP/2 preface, which the target adds), recorded by a
 proxy in front of a kvdb.  Run by hand from the top of a built tree:
-    /usr/bin/python3 tests/fuzz/capture_grpc.py
+    /usr/bin/python3 tests/fuzz/capture_grpc.py [NAME ...]
+(the seeds named, or all of them).
 """
 import os
 import shutil
@@ -73,6 +74,26 @@ def bad_message(c):
         pass
 
 
+def snapshot(c):
+    """A write, then the online backup: a server-streaming call, so the
+    fuzzer starts near the streaming path and its forked child."""
+    c.set(7, 1, b"seven")
+    call = c.ch.unary_stream("/dsd.kvdb.v1.Maintenance/Snapshot")
+    for _ in call(b"", timeout=10):
+        pass
+
+
+SEEDS = {
+    "set-get": lambda c: (c.set(5, 1, b"hello"), c.get(5)),
+    "all-five": lambda c: (
+        c.set(12345678901234567890, 7, b"x" * 100), c.get(-1),
+        c.tas(12345678901234567890, 8, b"y", 1), c.delv(5, 1),
+        c.delete(12345678901234567890)),
+    "bad-message": bad_message,
+    "snapshot": snapshot,
+}
+
+
 def main():
     top = tempfile.mkdtemp(prefix="dsd-capture.")
     port = free_port()
@@ -81,12 +102,8 @@ def main():
     time.sleep(0.5)
     srv = ("127.0.0.1", port)
     os.makedirs(OUT, exist_ok=True)
-    capture("set-get", srv, lambda c: (c.set(5, 1, b"hello"), c.get(5)))
-    capture("all-five", srv, lambda c: (
-        c.set(12345678901234567890, 7, b"x" * 100), c.get(-1),
-        c.tas(12345678901234567890, 8, b"y", 1), c.delv(5, 1),
-        c.delete(12345678901234567890)))
-    capture("bad-message", srv, bad_message)
+    for name in sys.argv[1:] or SEEDS:
+        capture(name, srv, SEEDS[name])
     p.terminate()
     p.wait()
     shutil.rmtree(top, ignore_errors=True)
